@@ -46,13 +46,20 @@ class _Choice(str, Enum):
                 if key in (member.value, member.name.lower()):
                     return member
         accepted = ", ".join(repr(m.value) for m in cls)
-        raise ValueError(f"unknown {cls._what} {value!r}; accepted: {accepted}")
+        raise ValueError(f"unknown {cls._what()} {value!r}; accepted: {accepted}")
+
+    @classmethod
+    def _what(cls) -> str:
+        return cls.__name__
 
 
 class ModelMeanType(_Choice):
     """What the network predicts, from which the reverse-process mean is built."""
 
-    _what = "model mean type"
+    @classmethod
+    def _what(cls) -> str:
+        return "model mean type"
+
     EPSILON = "eps"  #: the noise epsilon (the paper's choice, eq. 11)
     START_X = "x0"  #: x_0 itself
     PREVIOUS_X = "mean"  #: the mean of x_{t-1} directly
@@ -67,7 +74,10 @@ class ModelMeanType(_Choice):
 class ModelVarType(_Choice):
     """How the reverse-process variance is chosen."""
 
-    _what = "model variance type"
+    @classmethod
+    def _what(cls) -> str:
+        return "model variance type"
+
     FIXED_SMALL = "fixed_small"  #: the posterior variance beta-tilde_t
     FIXED_LARGE = "fixed_large"  #: beta_t (t = 0: beta-tilde_1, as in the paper's code)
     LEARNED = "learned"  #: the network outputs log Sigma directly
@@ -81,7 +91,10 @@ class ModelVarType(_Choice):
 class LossType(_Choice):
     """The training objective."""
 
-    _what = "loss type"
+    @classmethod
+    def _what(cls) -> str:
+        return "loss type"
+
     MSE = "mse"  #: L_simple on the target the mean type implies (eq. 14)
     KL = "kl"  #: the variational bound term L_{t-1} (bits/dim), an unbiased estimate of L_vlb / T
     HYBRID = "hybrid"  #: L_simple + lambda * L_vlb with the mean stop-gradiented in L_vlb (Nichol & Dhariwal)
