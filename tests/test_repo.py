@@ -1,0 +1,75 @@
+"""Repository checks: the README's commands, requirements, the synced repository URL, notebook hygiene."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_COMMAND = ".venv/bin/python -m pytest --nbval lessons tests"
+NOTEBOOKS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+REQUIRED_LESSONS = ["00_setup", "01_forward_process", "02_noise_schedules", "03_posterior_and_elbo"]
+
+
+def readme_commands():
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())
+
+
+def test_quickstart_is_two_commands_and_ci_runs_the_second():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    install = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+    assert commands[0] == f"{install} && .venv/bin/jupyter lab lessons/"
+    assert commands[1] == f"{install} && {TEST_COMMAND}"
+    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_requirements_have_lower_bounds_only():
+    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+    lines = [l for l in lines if l]
+    names = {re.split(r"[<>=!~ \[]", l)[0].lower() for l in lines if not l.startswith("-")}
+    for needed in ("torch", "torchvision", "jupyterlab", "matplotlib", "ipywidgets", "nbval", "einops", "tqdm", "mlxtend"):
+        assert needed in names, needed
+    assert "-e ." in lines
+    for line in lines:
+        assert "==" not in line and "<" not in line and "+cpu" not in line, f"no pins or caps: {line}"
+
+
+def test_repository_url_is_synced():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sync_repo_url.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_required_lessons_exist():
+    stems = {nb.stem for nb in NOTEBOOKS}
+    assert set(REQUIRED_LESSONS) <= stems
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_hygiene(nb_path):
+    nb = json.loads(nb_path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    assert "REPO_URL = " in "".join(code[0]["source"]), "the first code cell is the Colab setup cell"
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(counts) + 1)), "executed top to bottom in one fresh kernel"
+    abs_path = re.compile(r"(/work/|/tmp/|/root/|/home/\w+/|[A-Z]:\\\\Users)")
+    for i, cell in enumerate(code):
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"cell {i} has an error output"
+            text = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
+            assert not abs_path.search(text), f"cell {i} prints an absolute path"
+            assert not re.search(r"at 0x[0-9a-f]{6,}", text), f"cell {i} prints a memory address"
+    markdown = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "summary" in markdown.lower(), "every lesson ends with a summary"
+    assert nb_path.stat().st_size < 5 * 2**20
+
+
+@pytest.mark.parametrize("nb_path", [p for p in NOTEBOOKS if not p.stem.startswith("00")], ids=lambda p: p.stem)
+def test_lessons_check_against_ddpm_core_and_have_exercises(nb_path):
+    nb = json.loads(nb_path.read_text())
+    source = "".join("".join(c["source"]) for c in nb["cells"])
+    assert "assert_close" in source and "ddpm_core" in source
+    assert "exercise" in source.lower()
