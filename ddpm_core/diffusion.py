@@ -162,7 +162,8 @@ class GaussianDiffusion:
         self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
         self.alphas_cumprod_next = torch.cat([self.alphas_cumprod[1:], torch.zeros(1, dtype=torch.float64)])
         self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
-        self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()
+        self.one_minus_alphas_cumprod = 1.0 - self.alphas_cumprod
+        self.sqrt_one_minus_alphas_cumprod = self.one_minus_alphas_cumprod.sqrt()
         self.log_one_minus_alphas_cumprod = torch.log1p(-self.alphas_cumprod)
         # 1/sqrt(abar) is +inf where abar = 0 (jsd's last step); see the class docstring.
         self.sqrt_recip_alphas_cumprod = self.alphas_cumprod.rsqrt()
@@ -301,7 +302,7 @@ class GaussianDiffusion:
         r"""Mean, variance and log-variance of :math:`q(x_t \mid x_0) = \mathcal N(\sqrt{\bar\alpha_t}\,x_0, (1-\bar\alpha_t) I)` (eq. 4)."""
         t = self.check_timesteps(t, x_start)
         mean = self._gather("sqrt_alphas_cumprod", t, x_start) * x_start
-        variance = self._gather("alphas_cumprod", t, x_start).neg().add(1.0).expand_as(x_start)
+        variance = self._gather("one_minus_alphas_cumprod", t, x_start).expand_as(x_start)
         log_variance = self._gather("log_one_minus_alphas_cumprod", t, x_start).expand_as(x_start)
         return mean, variance, log_variance
 

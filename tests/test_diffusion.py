@@ -89,6 +89,14 @@ def test_q_sample_moments_statistically():
     torch.testing.assert_close(logvar, var.log())
 
 
+def test_q_variance_is_exact_in_float32_at_small_t():
+    # 1 - abar must be formed in float64 before the cast: in float32, 1 - 0.9999 loses ~2e-4 relative.
+    d = make(T=1000)
+    _, var, logvar = d.q_mean_variance(torch.zeros(1, 2), 0)
+    assert float(var[0, 0]) == pytest.approx(1e-4, rel=1e-6)
+    assert float(logvar[0, 0]) == pytest.approx(math.log(1e-4), rel=1e-6)
+
+
 def test_iterating_the_markov_chain_matches_the_marginal():
     # x_t from t single steps sqrt(1 - beta) x + sqrt(beta) z has the marginal's mean and variance.
     d = make(T=100)
