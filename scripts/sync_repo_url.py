@@ -81,4 +81,8 @@ def main(check: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(check="--check" in sys.argv[1:]))
+    args = sys.argv[1:]
+    if set(args) - {"--check"}:
+        print(__doc__)
+        sys.exit(0 if set(args) <= {"--check", "-h", "--help"} else 2)
+    sys.exit(main(check="--check" in args))

@@ -73,3 +73,16 @@ def test_lessons_check_against_ddpm_core_and_have_exercises(nb_path):
     source = "".join("".join(c["source"]) for c in nb["cells"])
     assert "assert_close" in source and "ddpm_core" in source
     assert "exercise" in source.lower()
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_nbval_markers_are_exact_and_give_a_reason(nb_path):
+    # nbval recognises a marker only when the comment line is exactly "# NBVAL_..."; anything appended is ignored.
+    markers = {"NBVAL_IGNORE_OUTPUT", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION", "NBVAL_SKIP"}
+    for cell in json.loads(nb_path.read_text())["cells"]:
+        lines = "".join(cell["source"]).splitlines()
+        for i, line in enumerate(lines):
+            if "NBVAL_" in line:
+                assert line.strip().lstrip("#").strip() in markers, f"not a marker nbval recognises: {line!r}"
+                reason = lines[i + 1] if i + 1 < len(lines) else ""
+                assert reason.strip().startswith("#") and "reason" in reason.lower(), f"no reason after {line!r}"
