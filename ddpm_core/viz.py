@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -61,3 +62,79 @@ def scatter_2d(
     if title:
         ax.set_title(title)
     return ax
+
+
+# ------------------------------------------------------------------------------ animations
+def figure_to_array(fig: plt.Figure) -> np.ndarray:
+    """Render a matplotlib figure to an RGB uint8 array ``(H, W, 3)``."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, *, fps: float = 10.0, hold_last: int = 10) -> Path:
+    """Write RGB (or grey) uint8 frames as a looping GIF with Pillow; the last frame is held ``hold_last`` extra frames."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("save_gif needs at least one frame")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f.squeeze(-1) if f.ndim == 3 and f.shape[-1] == 1 else f) for f in frames]
+    images += [images[-1]] * hold_last
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0, optimize=False)
+    return path
+
+
+def scatter_frames(
+    points: torch.Tensor,
+    titles: list[str] | None = None,
+    *,
+    lim: float = 3.0,
+    size: float = 3.0,
+    dpi: int = 80,
+    reference: torch.Tensor | None = None,
+) -> list[np.ndarray]:
+    """One scatter-plot frame per snapshot of 2-D points ``(S, N, 2)`` (e.g. a reverse-process trajectory).
+
+    ``reference`` (optional, ``(M, 2)``) is drawn in light grey behind every frame.
+    """
+    if not isinstance(points, torch.Tensor) or points.ndim != 3 or points.shape[-1] != 2:
+        shape = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__
+        raise ValueError(f"points must be a tensor of shape (S, N, 2), got {shape}")
+    if titles is not None and len(titles) != len(points):
+        raise ValueError(f"need one title per frame: {len(points)} frames, {len(titles)} titles")
+    fig, ax = plt.subplots(figsize=(size, size), dpi=dpi)
+    if reference is not None:
+        r = reference.detach().float().cpu().numpy()
+        ax.scatter(r[:, 0], r[:, 1], s=1, c="0.85")
+    p = points.detach().float().cpu().numpy()
+    dots = ax.scatter(p[0, :, 0], p[0, :, 1], s=1, alpha=0.6)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    frames = []
+    for i in range(len(p)):
+        dots.set_offsets(p[i])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+        frames.append(figure_to_array(fig))
+    plt.close(fig)
+    return frames
+
+
+def image_grid_frames(images: torch.Tensor, *, nrow: int = 8, scale: int = 2) -> list[np.ndarray]:
+    """One image-grid frame per snapshot of images ``(S, N, C, H, W)`` in [-1, 1], upscaled ``scale`` times."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 5:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor of shape (S, N, C, H, W), got {shape}")
+    frames = []
+    for snapshot in images:
+        grid = image_grid(snapshot, nrow=nrow)
+        grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+        frames.append(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    return frames

@@ -1,0 +1,207 @@
+"""The toy 2-D experiment, end to end: build, train, sample, measure, save.
+
+The command line (``python -m ddpm_core train-toy``) and lessons 04-05 both call these functions,
+so there is one implementation of the experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import data as data_module
+from . import metrics, sampling, viz
+from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
+from .models import ToyMLP
+from .schedules import SCHEDULES
+from .training import Periodic, SampledData, Trainer, TrainConfig, load_checkpoint
+
+EVAL_SAMPLES = 30_000  # the reference evaluator's sample count (54 x 54 histogram bins)
+
+
+@dataclass
+class ToyConfig:
+    """What defines a toy model: data, diffusion and network.
+
+    Diffusion defaults are the reference toy setup (eps, fixed-large, mse, T = 100, linear 1e-3 -> 0.2).
+    The network defaults (width 64, 3 residual blocks, 4 Fourier input frequencies) were chosen by
+    ``benchmarks/toy_benchmark.py``: fast on a 2-core CPU and sharp enough for gaussian25's 25 modes.
+    """
+
+    dataset: str = "gaussian8"
+    timesteps: int = 100
+    beta_schedule: str = "linear"
+    beta_start: float = 1e-3
+    beta_end: float = 0.2
+    mean_type: str = "eps"
+    var_type: str = "fixed_large"
+    loss_type: str = "mse"
+    hidden: int = 64
+    depth: int = 3
+    fourier_features: int = 4
+
+    def __post_init__(self) -> None:
+        if self.dataset not in data_module.TOY_DATASETS:
+            raise ValueError(f"unknown toy dataset {self.dataset!r}; accepted: {', '.join(data_module.TOY_DATASETS)}")
+        if self.beta_schedule not in SCHEDULES:
+            raise ValueError(f"unknown beta schedule {self.beta_schedule!r}; accepted: {', '.join(SCHEDULES)}")
+        # normalise spellings ("fixed-large" -> "fixed_large"), raising on unknown names
+        self.mean_type = ModelMeanType.parse(self.mean_type).value
+        self.var_type = ModelVarType.parse(self.var_type).value
+        self.loss_type = LossType.parse(self.loss_type).value
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ToyConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown toy option(s) {sorted(unknown)}; accepted: {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_train_config(**overrides: Any) -> TrainConfig:
+    """The toy default: Adam 1e-3, batch 1,000, 10,000 steps, clip 1.0, EMA 0.995 (the reference's scale of run)."""
+    values: dict[str, Any] = dict(steps=10_000, batch_size=1000, lr=1e-3, grad_clip=1.0, ema_decay=0.995,
+                                  log_every=100)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def build(config: ToyConfig) -> tuple[GaussianDiffusion, ToyMLP]:
+    """The diffusion and a freshly initialised model for ``config`` (the global torch seed decides the init)."""
+    diffusion = GaussianDiffusion.from_schedule(
+        config.beta_schedule, config.timesteps, config.beta_start, config.beta_end,
+        mean_type=config.mean_type, var_type=config.var_type, loss_type=config.loss_type,
+    )
+    model = ToyMLP(data_dim=2, out_dim=diffusion.model_output_channels(2), hidden=config.hidden, depth=config.depth,
+                   fourier_features=config.fourier_features)
+    return diffusion, model
+
+
+def make_trainer(config: ToyConfig, train_config: TrainConfig, *, device: str | torch.device = "cpu",
+                 callbacks: list | None = None) -> Trainer:
+    """A :class:`Trainer` for the toy experiment; the model's initialisation is seeded by ``train_config.seed``."""
+    torch.manual_seed(train_config.seed)
+    diffusion, model = build(config)
+    dist = data_module.toy_distribution(config.dataset)
+    return Trainer(model, diffusion, SampledData(dist.sample), train_config, callbacks=callbacks, device=device,
+                   extra_state={"toy": config.to_dict()})
+
+
+@torch.no_grad()
+def sample(model: torch.nn.Module, diffusion: GaussianDiffusion, n: int, *, seed: int = 0,
+           device: str | torch.device = "cpu", batch_size: int = 10_000, progress: bool = False) -> torch.Tensor:
+    """``n`` samples (Algorithm 2) from ``model``, in batches, reproducible for a seed; returned on the CPU."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = [
+        sampling.p_sample_loop(diffusion, model, (min(batch_size, n - i), 2), generator=generator, device=device,
+                               progress=progress).cpu()
+        for i in range(0, n, batch_size)
+    ]
+    return torch.cat(out)
+
+
+def evaluate(samples: torch.Tensor, dataset: str, *, seed: int = 12345) -> dict[str, Any]:
+    """Metrics of ``samples`` against fresh data: histogram KL, and for mixtures mode quality and coverage."""
+    if not torch.isfinite(samples).all():
+        return {"hist_kl": float("inf"), "non_finite_samples": int((~torch.isfinite(samples)).any(1).sum())}
+    dist = data_module.toy_distribution(dataset)
+    reference = dist.sample(max(len(samples), EVAL_SAMPLES), torch.Generator().manual_seed(seed))
+    result: dict[str, Any] = {"hist_kl": metrics.histogram_kl(samples, reference)}
+    if dist.modes is not None:
+        stats = metrics.mode_stats(samples, dist)
+        result.update(high_quality=stats["high_quality"], modes_covered=stats["modes_covered"],
+                      num_modes=stats["num_modes"])
+    return result
+
+
+def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu") -> tuple[GaussianDiffusion, ToyMLP, ToyConfig]:
+    """Load a toy checkpoint (``weights_only=True``): the diffusion, the model (EMA weights by default), the config."""
+    ckpt = load_checkpoint(path, map_location=device)
+    if "toy" not in ckpt.get("extra", {}):
+        raise ValueError(f"{path} is not a toy-model checkpoint (no 'toy' config inside)")
+    config = ToyConfig.from_dict(ckpt["extra"]["toy"])
+    diffusion, model = build(config)
+    model.load_state_dict(ckpt["ema" if ema else "model"])
+    return diffusion, model.to(device).eval(), config
+
+
+def run(
+    config: ToyConfig,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    eval_every: int | None = None,
+    eval_samples: int = 5_000,
+    final_samples: int = EVAL_SAMPLES,
+    resume: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    gif_frames: int = 40,
+) -> dict[str, Any]:
+    """Train a toy model and write its artefacts; returns the metrics (also written as JSON).
+
+    Writes into ``out_dir``: ``<dataset>.pt`` (checkpoint, or ``checkpoint`` if given),
+    ``<dataset>_samples.png`` (scatter of EMA samples over the data), ``<dataset>_reverse.gif``
+    (the reverse process) and ``<dataset>_metrics.json``.  Every ``eval_every`` steps the EMA model
+    is evaluated on ``eval_samples`` samples and a checkpoint is saved.
+    """
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = Path(checkpoint) if checkpoint else out_dir / f"{config.dataset}.pt"
+    evals: list[dict[str, Any]] = []
+
+    def periodic_eval(tr: Trainer) -> None:
+        m = evaluate(sample(tr.ema.model, tr.diffusion, eval_samples, device=device), config.dataset)
+        evals.append({"step": tr.step, "loss": tr.last_loss, **m})
+        tr.save(ckpt_path)
+
+    callbacks = [Periodic(eval_every, periodic_eval)] if eval_every else []
+    trainer = make_trainer(config, train_config, device=device, callbacks=callbacks)
+    if resume:
+        trainer.resume(resume)
+    start = time.perf_counter()
+    trainer.train(progress=progress)
+    train_seconds = time.perf_counter() - start
+    trainer.save(ckpt_path)
+
+    model, diffusion = trainer.ema.model, trainer.diffusion
+    final = sample(model, diffusion, final_samples, device=device)
+    result = {"dataset": config.dataset, "steps": trainer.step, "train_seconds": round(train_seconds, 2),
+              **evaluate(final, config.dataset), "evaluations": evals,
+              "config": config.to_dict(), "train_config": train_config.to_dict()}
+
+    truth = data_module.toy_distribution(config.dataset).sample(final_samples, torch.Generator().manual_seed(1))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    viz.scatter_2d(truth, ax=axes[0], title=f"{config.dataset}: data", lim=3.5)
+    viz.scatter_2d(final, ax=axes[1], title=f"EMA samples, step {trainer.step}", lim=3.5)
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{config.dataset}_samples.png", dpi=80)
+    plt.close(fig)
+
+    T = diffusion.num_timesteps
+    record = sorted({int(round(s)) for s in torch.linspace(T - 1, 0, gif_frames).tolist()}, reverse=True)
+    traj = sampling.sample_trajectory(diffusion, model, (2_000, 2), record, generator=torch.Generator().manual_seed(0))
+    frames = viz.scatter_frames(traj.x_t, [f"t = {s}" for s in traj.steps], lim=3.5, reference=truth[:2000])
+    viz.save_gif(frames, out_dir / f"{config.dataset}_reverse.gif", fps=10)
+
+    (out_dir / f"{config.dataset}_metrics.json").write_text(json.dumps(result, indent=2))
+    result["files"] = {
+        "checkpoint": str(ckpt_path),
+        "samples": str(out_dir / f"{config.dataset}_samples.png"),
+        "gif": str(out_dir / f"{config.dataset}_reverse.gif"),
+        "metrics": str(out_dir / f"{config.dataset}_metrics.json"),
+    }
+    return result

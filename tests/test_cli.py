@@ -1,0 +1,82 @@
+"""The command line on a tiny run: files written, checkpoint loadable with weights_only, resume, one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+from ddpm_core import toy
+from ddpm_core.cli import main
+
+TINY = ["train-toy", "--timesteps", "20", "--hidden", "16", "--depth", "1", "--batch-size", "64",
+        "--samples", "300", "--no-progress", "--device", "cpu"]
+
+
+def test_train_toy_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TINY, "--steps", "30", "--eval-intv", "15", "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("gaussian8.pt", "gaussian8_samples.png", "gaussian8_reverse.gif", "gaussian8_metrics.json"):
+        assert (out / name).is_file() and name in printed
+    metrics = json.loads((out / "gaussian8_metrics.json").read_text())
+    assert metrics["steps"] == 30 and metrics["num_modes"] == 8
+    assert [e["step"] for e in metrics["evaluations"]] == [15, 30]
+    assert {"hist_kl", "high_quality", "modes_covered"} <= set(metrics)
+    ckpt = torch.load(out / "gaussian8.pt", weights_only=True)
+    assert ckpt["step"] == 30 and ckpt["extra"]["toy"]["timesteps"] == 20
+    diffusion, model, config = toy.load(out / "gaussian8.pt")
+    assert config.hidden == 16 and diffusion.num_timesteps == 20
+    assert toy.sample(model, diffusion, 10).shape == (10, 2)
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TINY, "--steps", "10", "--out-dir", str(out), "--dataset", "swissroll"]) == 0
+    assert main([*TINY, "--steps", "25", "--out-dir", str(out), "--dataset", "swissroll", "--resume"]) == 0
+    assert json.loads((out / "swissroll_metrics.json").read_text())["steps"] == 25
+    assert "modes_covered" not in json.loads((out / "swissroll_metrics.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "circles"], "invalid choice: 'circles'"),
+        (["--steps", "0"], "expected a positive integer, got '0'"),
+        (["--model-var-type", "learned"], "gives the learned variance"),
+        (["--beta-start", "2"], r"beta_start must lie in (0, 1)"),
+        (["--resume", "/nonexistent/x.pt"], "no checkpoint at"),
+        (["--device", "cuda:99" if not torch.cuda.is_available() else "tpu"], "device"),
+        (["--lr", "-1"], "lr must be a positive number"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) if "invalid choice" in message or "expected" in message else _no_raise():
+        code = main([*TINY, "--steps", "5", "--out-dir", str(tmp_path), *args])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_toy_config_errors():
+    with pytest.raises(ValueError, match="unknown toy dataset"):
+        toy.ToyConfig(dataset="moons2")
+    with pytest.raises(ValueError, match="unknown model mean type"):
+        toy.ToyConfig(mean_type="score")
+    assert toy.ToyConfig(var_type="fixed-small").var_type == "fixed_small"
+    with pytest.raises(ValueError, match="unknown toy option"):
+        toy.ToyConfig.from_dict({"datasett": "gaussian8"})
+
+
+def test_load_rejects_a_non_toy_checkpoint(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"model": {}, "extra": {}}, path)
+    with pytest.raises(ValueError, match="not a toy-model checkpoint"):
+        toy.load(path)
