@@ -90,3 +90,58 @@ def mode_stats(
         "num_modes": len(modes),
         "counts": counts.tolist(),
     }
+
+
+# --------------------------------------------------------------------------- image metrics
+class MNISTClassifier(torch.nn.Module):
+    """A small CNN (~0.1M parameters) that scores generated digits: "is this sample the class we asked for?".
+
+    Input: ``(N, 1, 28, 28)`` or ``(N, 1, 32, 32)`` images in [-1, 1] (32x32 inputs are centre-cropped).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] not in (28, 32):
+            raise ValueError(f"MNISTClassifier expects (N, 1, 28 or 32, 28 or 32), got {tuple(x.shape)}")
+        if x.shape[-1] == 32:
+            x = x[..., 2:30, 2:30]
+        return self.net(x)
+
+
+def train_mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 2000, batch_size: int = 128,
+                           seed: int = 0, device: str | torch.device = "cpu") -> MNISTClassifier:
+    """Train :class:`MNISTClassifier` with Adam on ``images`` in [-1, 1] (random 2-pixel shifts as augmentation)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = MNISTClassifier().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(steps):
+        idx = torch.randint(0, len(images), (batch_size,), generator=g)
+        x = images[idx].to(device)
+        dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
+        x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+        loss = torch.nn.functional.cross_entropy(model(x), labels[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def class_accuracy(classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                   num_classes: int = 10) -> dict[str, float | list[float]]:
+    """Share of ``images`` the classifier assigns to their ``labels``, overall and per class."""
+    pred = torch.cat([classifier(images[i:i + 1000]).argmax(1).cpu() for i in range(0, len(images), 1000)])
+    labels = labels.cpu()
+    hits = pred == labels
+    per_class = [float(hits[labels == c].double().mean()) if (labels == c).any() else float("nan")
+                 for c in range(num_classes)]
+    return {"accuracy": float(hits.double().mean()), "per_class": per_class}

@@ -95,6 +95,29 @@ class SampledData:
         return self.sample_fn(batch_size, generator)
 
 
+class ImageBatches:
+    """Random batches, drawn with replacement by the trainer's generator, from in-memory images.
+
+    ``images``: ``(N, C, H, W)`` in [-1, 1]; ``labels``: optional ``(N,)`` integers (then batches are
+    ``(x, y)`` tuples); ``hflip``: flip each image left-right with probability 1/2 (the paper does for CIFAR-10).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, hflip: bool = False) -> None:
+        if images.ndim != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+        if labels is not None and labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        self.images, self.labels, self.hflip = images, labels, hflip
+
+    def next_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, self.images.shape[0], (batch_size,), generator=generator)
+        x = self.images[idx]
+        if self.hflip:
+            flip = torch.rand(batch_size, generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x if self.labels is None else (x, self.labels[idx])
+
+
 class EMA:
     r"""Exponential moving average of a model's parameters and buffers: :math:`\bar\theta \leftarrow d\,\bar\theta + (1-d)\,\theta`."""
 
@@ -181,6 +204,9 @@ class Trainer:
         callbacks: called after every step with the trainer (use :class:`Periodic`).
         device: where to train; defaults to the model's device.
         extra_state: JSON-like metadata stored in checkpoints (e.g. the dataset and model config).
+        conditional: pass a batch's second element to the model as ``y`` (class labels).
+        amp: bf16 autocast for the forward pass (default: on for CUDA, off elsewhere).
+        channels_last: NHWC memory layout for 4-D data (default: on for CUDA).
     """
 
     def __init__(
@@ -193,9 +219,16 @@ class Trainer:
         callbacks: list[Callable[["Trainer"], Any]] | None = None,
         device: str | torch.device | None = None,
         extra_state: dict[str, Any] | None = None,
+        conditional: bool = False,
+        amp: bool | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device)
+        on_cuda = self.device.type == "cuda"
+        self.conditional = conditional
+        self.amp = on_cuda if amp is None else amp
+        self.channels_last = on_cuda if channels_last is None else channels_last
+        self.model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
         self.diffusion, self.data, self.config = diffusion, data, config
         self.callbacks = list(callbacks or [])
         self.extra_state = dict(extra_state or {})
@@ -218,9 +251,20 @@ class Trainer:
         """One optimisation step; returns the (detached) mean loss."""
         self.model.train()
         batch = self.data.next_batch(self.config.batch_size, self.data_generator)
-        x0 = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(self.device)
+        is_tuple = isinstance(batch, (tuple, list))
+        x0 = (batch[0] if is_tuple else batch).to(self.device, non_blocking=True)
+        if self.channels_last and x0.ndim == 4:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        model_kwargs = None
+        if self.conditional:
+            if not is_tuple or len(batch) < 2:
+                raise ValueError("conditional training needs (x, labels) batches from the data source")
+            model_kwargs = {"y": batch[1].to(self.device, non_blocking=True)}
         t = self.diffusion.sample_timesteps(x0.shape[0], device=self.device, generator=self.generator)
-        loss = self.diffusion.training_losses(self.model, x0, t, generator=self.generator)["loss"].mean()
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            losses = self.diffusion.training_losses(self.model, x0, t, generator=self.generator,
+                                                    model_kwargs=model_kwargs)
+        loss = losses["loss"].float().mean()
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"loss became {loss.item()} at step {self.step + 1}; training stopped, the last saved "

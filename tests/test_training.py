@@ -12,6 +12,7 @@ from ddpm_core.data import toy_distribution
 from ddpm_core.models import ToyMLP
 from ddpm_core.training import (
     EMA,
+    ImageBatches,
     NonFiniteLossError,
     Periodic,
     SampledData,
@@ -179,3 +180,31 @@ def test_train_config_errors(kwargs, match):
         TrainConfig(**kwargs)
     with pytest.raises(ValueError, match="unknown training option"):
         TrainConfig.from_dict({"stepz": 3})
+
+
+def test_image_batches_and_conditional_training():
+    from ddpm_core.models.unet import UNet, UNetConfig
+
+    images = torch.rand(20, 1, 8, 8) * 2 - 1
+    labels = torch.arange(20) % 4
+    source = ImageBatches(images, labels, hflip=True)
+    x, y = source.next_batch(6, torch.Generator().manual_seed(0))
+    assert x.shape == (6, 1, 8, 8) and y.shape == (6,)
+    # every image in the batch is a (possibly flipped) training image with its own label
+    for xi, yi in zip(x, y):
+        match = [(torch.equal(xi, im) or torch.equal(xi, im.flip(-1))) and int(l) == int(yi) for im, l in zip(images, labels)]
+        assert any(match)
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(in_channels=1, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), resolution=8,
+                            num_classes=4, dropout=0.0))
+    seen = []
+    model.label_embed.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    d = GaussianDiffusion.from_schedule("linear", 50, 1e-3, 0.3)
+    tr = Trainer(model, d, source, TrainConfig(steps=2, batch_size=4, log_every=1), conditional=True)
+    tr.train(progress=False)
+    assert len(seen) == 2 and all(s.shape == (4,) for s in seen)
+    with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
+        ImageBatches(torch.zeros(3, 8, 8))
+    unlabeled = Trainer(model, d, ImageBatches(images), TrainConfig(steps=1, batch_size=2), conditional=True)
+    with pytest.raises(ValueError, match="needs \\(x, labels\\) batches"):
+        unlabeled.train(progress=False)

@@ -1,0 +1,80 @@
+"""The DDPM UNet: the paper's parameter count, shapes, conditioning and errors."""
+
+import pytest
+import torch
+
+from ddpm_core.models.unet import CONFIGS, UNet, UNetConfig, unet_config
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_ddpm_cifar10_has_the_papers_parameter_count():
+    assert count(UNet(unet_config("ddpm_cifar10"))) == 35_746_307
+
+
+@pytest.mark.parametrize("channels, learned", [(1, False), (3, False), (3, True)])
+def test_shapes(channels, learned):
+    cfg = UNetConfig(in_channels=channels, out_channels=2 * channels if learned else None, ch=32, ch_mult=(1, 2),
+                     num_res_blocks=1, attn_resolutions=(8,), resolution=16, dropout=0.0)
+    out = UNet(cfg)(torch.randn(2, channels, 16, 16), torch.tensor([0, 999]))
+    assert out.shape == (2, (2 if learned else 1) * channels, 16, 16)
+
+
+def test_output_starts_at_zero_and_timestep_matters_after_training_signal():
+    model = UNet(unet_config("mnist_cpu"))
+    x = torch.randn(2, 1, 32, 32)
+    assert float(model(x, torch.tensor([1, 2])).abs().max()) == 0.0  # zero-initialised output conv
+
+
+def test_class_conditioning_and_the_null_label():
+    torch.manual_seed(0)
+    model = UNet(unet_config("mnist_cpu", num_classes=10, class_dropout=0.0)).eval()
+    torch.nn.init.normal_(model.conv_out.weight, std=0.1)
+    for block in model.modules():
+        if hasattr(block, "conv2"):
+            torch.nn.init.normal_(block.conv2.weight, std=0.05)
+    x, t = torch.randn(2, 1, 32, 32), torch.tensor([10, 10])
+    a = model(x, t, torch.tensor([3, 3]))
+    b = model(x, t, torch.tensor([7, 7]))
+    assert not torch.allclose(a, b), "the label changes the output"
+    torch.testing.assert_close(model(x, t), model(x, t, torch.full((2,), model.null_label)))
+    assert model.null_label == 10
+
+
+def test_label_dropout_only_in_training():
+    model = UNet(unet_config("mnist_cpu", num_classes=10, class_dropout=0.999))
+    seen = []
+    model.label_embed.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    x, t, y = torch.randn(4, 1, 32, 32), torch.zeros(4, dtype=torch.long), torch.tensor([1, 2, 3, 4])
+    model.train()(x, t, y)
+    model.eval()(x, t, y)
+    assert torch.equal(seen[0], torch.full((4,), 10)) and torch.equal(seen[1], y)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(in_channels=2), "in_channels must be 1 or 3"),
+        (dict(resolution=28, ch_mult=(1, 2, 2, 2)), "not divisible by 2\\^3 = 8"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(num_classes=0), "num_classes"),
+    ],
+)
+def test_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UNetConfig(**kwargs)
+
+
+def test_input_errors_before_any_computation():
+    model = UNet(unet_config("mnist_cpu"))
+    with pytest.raises(ValueError, match=r"expects input \(N, 1, H, W\)"):
+        model(torch.randn(1, 3, 32, 32), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="not divisible by 4"):
+        model(torch.randn(1, 1, 30, 30), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="unconditional"):
+        model(torch.randn(1, 1, 32, 32), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="unknown UNet configuration 'big'"):
+        unet_config("big")
+    assert set(CONFIGS) == {"ddpm_cifar10", "ddpm_celeba64", "mnist_cpu", "mnist_gpu"}
