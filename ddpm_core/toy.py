@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from . import metrics, sampling, viz
 from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models import ToyMLP
 from .schedules import SCHEDULES
-from .training import Periodic, SampledData, Trainer, TrainConfig, load_checkpoint
+from .training import Periodic, SampledData, Trainer, TrainConfig, config_from_dict, load_checkpoint
 
 EVAL_SAMPLES = 30_000  # the reference evaluator's sample count (54 x 54 histogram bins)
 
@@ -57,11 +57,7 @@ class ToyConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ToyConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown toy option(s) {sorted(unknown)}; accepted: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values, "toy option")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

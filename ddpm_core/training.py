@@ -28,6 +28,15 @@ from .diffusion import GaussianDiffusion
 OPTIMIZERS = ("adam", "adamw")
 
 
+def config_from_dict(cls: type, values: dict[str, Any], what: str) -> Any:
+    """Build the dataclass ``cls`` from ``values``, naming unknown keys and the accepted ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {sorted(unknown)}; accepted: {sorted(known)}")
+    return cls(**values)
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings.  Defaults follow the paper (Adam 2e-4, clip 1.0, EMA 0.9999)."""
@@ -67,11 +76,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown training option(s) {sorted(unknown)}; accepted: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values, "training option")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
