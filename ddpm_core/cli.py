@@ -16,7 +16,10 @@ import torch
 from . import data as data_module
 from .diffusion import LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES
+from .toy import ToyConfig, default_train_config
 from .training import OPTIMIZERS, NonFiniteLossError, TrainConfig
+
+_TOY, _TRAIN = ToyConfig(), default_train_config()
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -67,6 +70,7 @@ def _choice_values(enum_cls) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser; toy defaults come from ``toy.ToyConfig`` and ``toy.default_train_config`` (one source)."""
     parser = _OneLineErrors(prog="python -m ddpm_core", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
 
@@ -82,21 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-var-type", type=lambda s: s.replace("_", "-"), choices=_choice_values(ModelVarType), default="fixed-large")
     g.add_argument("--loss-type", choices=_choice_values(LossType), default="mse")
     g = toy.add_argument_group("model")
-    g.add_argument("--hidden", "--mid-features", dest="hidden", type=_positive_int, default=128, help="hidden width")
-    g.add_argument("--depth", "--num-temporal-layers", dest="depth", type=_positive_int, default=3, help="residual blocks")
+    g.add_argument("--hidden", "--mid-features", dest="hidden", type=_positive_int, default=_TOY.hidden, help="hidden width")
+    g.add_argument("--depth", "--num-temporal-layers", dest="depth", type=_positive_int, default=_TOY.depth,
+                   help="residual blocks")
+    g.add_argument("--fourier-features", type=_nonneg_int, default=_TOY.fourier_features,
+                   help="Fourier input frequencies (0: raw coordinates)")
     g = toy.add_argument_group("training")
     length = g.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, help="optimisation steps (default 10000)")
     length.add_argument("--epochs", type=_positive_int, help="epochs of --size fresh samples each")
     g.add_argument("--size", type=_positive_int, default=100_000, help="samples per epoch, with --epochs (default 100000)")
-    g.add_argument("--batch-size", type=_positive_int, default=1000)
-    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--batch-size", type=_positive_int, default=_TRAIN.batch_size)
+    g.add_argument("--lr", type=float, default=_TRAIN.lr)
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     g.add_argument("--lr-warmup", type=_nonneg_int, default=0, help="linear warm-up steps")
     g.add_argument("--grad-clip", type=float, default=1.0, help="global-norm clip; 0 disables")
-    g.add_argument("--ema-decay", type=float, default=0.995)
-    g.add_argument("--seed", type=int, default=1234)
+    g.add_argument("--ema-decay", type=float, default=_TRAIN.ema_decay)
+    g.add_argument("--seed", type=int, default=_TRAIN.seed)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    g.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads (torch.set_num_threads); 1 is fastest for toy models on a busy machine")
     g = toy.add_argument_group("outputs")
     g.add_argument("--out-dir", default="runs/toy", help="plots, GIF and metrics (default runs/toy)")
     g.add_argument("--chkpt-dir", default=None, help="checkpoint folder (default: --out-dir)")
@@ -117,8 +126,11 @@ def train_toy(args: argparse.Namespace) -> int:
         dataset=args.dataset, timesteps=args.timesteps, beta_schedule=args.beta_schedule,
         beta_start=args.beta_start, beta_end=args.beta_end, mean_type=args.model_mean_type,
         var_type=args.model_var_type, loss_type=args.loss_type, hidden=args.hidden, depth=args.depth,
+        fourier_features=args.fourier_features,
     )
-    steps = args.steps or (args.epochs * max(1, args.size // args.batch_size) if args.epochs else 10_000)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steps = args.steps or (args.epochs * max(1, args.size // args.batch_size) if args.epochs else _TRAIN.steps)
     train_config = TrainConfig(
         steps=steps, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         warmup_steps=args.lr_warmup, grad_clip=args.grad_clip or None, ema_decay=args.ema_decay, seed=args.seed,

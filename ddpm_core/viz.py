@@ -116,6 +116,8 @@ def scatter_frames(
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    if titles is not None:
+        ax.set_title(titles[0], fontsize=9)  # before tight_layout, so the layout leaves room for titles
     fig.tight_layout()
     frames = []
     for i in range(len(p)):

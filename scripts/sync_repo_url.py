@@ -25,6 +25,8 @@ LESSONS = [
     ("01_forward_process", "The forward process", "noising digits and points, the closed-form jump to any t, its mean and variance", "CPU"),
     ("02_noise_schedules", "Noise schedules", "linear, cosine, jsd and five more: betas, alpha-bar, SNR, what T changes", "CPU"),
     ("03_posterior_and_elbo", "The posterior and the ELBO", "Bayes' rule for q(x_{t-1} given x_t, x_0), the four parameterisations, the bound, bits/dim", "CPU"),
+    ("04_toy_2d_diffusion", "Training on 2-D data", "Algorithms 1 and 2 from scratch, then with ddpm_core; GIFs of the reverse process; measured sample quality", "CPU"),
+    ("05_objectives_and_variances", "Objectives and variances compared", "eps, x0, v and mean; four variances; mse, kl and hybrid; schedules: a measured comparison", "CPU"),
 ]
 
 

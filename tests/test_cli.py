@@ -80,3 +80,13 @@ def test_load_rejects_a_non_toy_checkpoint(tmp_path):
     torch.save({"model": {}, "extra": {}}, path)
     with pytest.raises(ValueError, match="not a toy-model checkpoint"):
         toy.load(path)
+
+
+def test_cli_defaults_are_the_library_defaults():
+    from ddpm_core.cli import build_parser
+
+    args = build_parser().parse_args(["train-toy"])
+    cfg, train = toy.ToyConfig(), toy.default_train_config()
+    assert (args.hidden, args.depth, args.fourier_features) == (cfg.hidden, cfg.depth, cfg.fourier_features)
+    assert (args.timesteps, args.beta_start, args.beta_end) == (cfg.timesteps, cfg.beta_start, cfg.beta_end)
+    assert (args.lr, args.batch_size, args.seed, args.ema_decay) == (train.lr, train.batch_size, train.seed, train.ema_decay)
