@@ -140,3 +140,16 @@ def image_grid_frames(images: torch.Tensor, *, nrow: int = 8, scale: int = 2) ->
         grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
         frames.append(grid[..., 0] if grid.shape[-1] == 1 else grid)
     return frames
+
+
+def forward_process_frames(
+    diffusion: Any, x0: torch.Tensor, steps: list[int], *, seed: int = 0, **kwargs: Any
+) -> list[np.ndarray]:
+    """Frames of the forward process for 2-D points ``x0`` ``(N, 2)``: ``q_sample`` at each code step in ``steps``.
+
+    One fixed noise draw is used for every frame, so each point drifts smoothly towards N(0, I).  Keyword
+    arguments go to :func:`scatter_frames`.  Save with :func:`save_gif`.
+    """
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=x0.dtype)
+    points = torch.stack([diffusion.q_sample(x0, int(s), noise=noise) for s in steps])
+    return scatter_frames(points, [f"t = {s}" for s in steps], **kwargs)

@@ -30,3 +30,25 @@ def test_plots_draw():
     ax = viz.scatter_2d(torch.randn(10, 2), title="p")
     assert ax.get_title() == "p"
     plt.close("all")
+
+
+def test_gif_makers_write_animations(tmp_path):
+    from PIL import Image
+
+    from ddpm_core import GaussianDiffusion
+
+    d = GaussianDiffusion.from_schedule("linear", 50, 1e-3, 0.3)
+    frames = viz.forward_process_frames(d, torch.randn(100, 2), [0, 10, 49], size=2, dpi=40)
+    assert len(frames) == 3 and frames[0].ndim == 3 and not (frames[0] == frames[-1]).all()
+    path = viz.save_gif(frames, tmp_path / "fwd.gif", fps=5, hold_last=2)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3  # Pillow merges the held copies of the last frame into one longer frame
+        gif.seek(2)
+        assert gif.info["duration"] == 3 * 200
+    grid_frames = viz.image_grid_frames(torch.rand(3, 4, 1, 8, 8) * 2 - 1, nrow=2, scale=2)
+    assert grid_frames[0].shape == (2 * (2 * 8 + 3 * 2), 2 * (2 * 8 + 3 * 2))
+    viz.save_gif(grid_frames, tmp_path / "grid.gif")
+    with pytest.raises(ValueError, match="at least one frame"):
+        viz.save_gif([], tmp_path / "x.gif")
+    with pytest.raises(ValueError, match="one title per frame"):
+        viz.scatter_frames(torch.zeros(2, 5, 2), ["a"])
