@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TEST_COMMAND = ".venv/bin/python -m pytest --nbval lessons tests"
 NOTEBOOKS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
-REQUIRED_LESSONS = ["00_setup", "01_forward_process", "02_noise_schedules", "03_posterior_and_elbo"]
+REQUIRED_LESSONS = ["00_setup", "01_forward_process", "02_noise_schedules", "03_posterior_and_elbo",
+                    "04_toy_2d_diffusion", "05_objectives_and_variances"]
 
 
 def readme_commands():
