@@ -23,7 +23,9 @@ from typing import Any, Callable
 import torch
 
 from . import schedules
-from .losses import discretized_gaussian_log_likelihood, mean_flat, normal_kl
+from .losses import continuous_gaussian_log_likelihood, discretized_gaussian_log_likelihood, mean_flat, normal_kl
+
+DECODERS = ("discretized", "continuous")
 
 Model = Callable[..., torch.Tensor]
 
@@ -113,6 +115,9 @@ class GaussianDiffusion:
         var_type: ``"fixed_small"`` | ``"fixed_large"`` | ``"learned"`` | ``"learned_range"``.
         loss_type: ``"mse"`` | ``"kl"`` | ``"hybrid"``.
         hybrid_lambda: the :math:`\lambda` of the hybrid loss (0.001, Improved DDPM).
+        decoder: the bound's :math:`L_0` term: ``"discretized"`` (the paper's, for 8-bit images in [-1, 1]) or
+            ``"continuous"`` (a Gaussian log-density, for real-valued data such as the toy 2-D sets, where the
+            8-bit edge bins beyond +-0.999 would make overshooting free).  Used by ``kl``/``hybrid`` and bits/dim.
 
     A schedule with :math:`\bar\alpha_T = 0` (``jsd``) is handled, not NaN'd: the
     posterior, the fixed variances and the ``x0``/``v``/``mean`` parameterisations are
@@ -134,7 +139,11 @@ class GaussianDiffusion:
         var_type: str | ModelVarType = ModelVarType.FIXED_LARGE,
         loss_type: str | LossType = LossType.MSE,
         hybrid_lambda: float = 0.001,
+        decoder: str = "discretized",
     ) -> None:
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; accepted: {', '.join(DECODERS)}")
+        self.decoder = decoder
         self.mean_type = ModelMeanType.parse(mean_type)
         self.var_type = ModelVarType.parse(var_type)
         self.loss_type = LossType.parse(loss_type)
@@ -493,8 +502,11 @@ class GaussianDiffusion:
         true_mean, _, true_log_variance = self.q_posterior_mean_variance(x_start, x_t, t)
         out = self.p_mean_variance(model_output, x_t, t, clip_denoised=clip_denoised)
         kl = mean_flat(normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"])) / math.log(2.0)
+        log_likelihood = (
+            discretized_gaussian_log_likelihood if self.decoder == "discretized" else continuous_gaussian_log_likelihood
+        )
         decoder_nll = -mean_flat(
-            discretized_gaussian_log_likelihood(x_start, means=out["mean"], log_scales=0.5 * out["log_variance"])
+            log_likelihood(x_start, means=out["mean"], log_scales=0.5 * out["log_variance"])
         ) / math.log(2.0)
         return {"output": torch.where(t == 0, decoder_nll, kl), "pred_xstart": out["pred_xstart"]}
 

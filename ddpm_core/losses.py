@@ -84,3 +84,19 @@ def discretized_gaussian_log_likelihood(
         log_cdf_plus,
         torch.where(x > EDGE, log_one_minus_cdf_min, torch.log(cdf_delta.clamp(min=_LOG_FLOOR))),
     )
+
+
+def continuous_gaussian_log_likelihood(
+    x: torch.Tensor, *, means: torch.Tensor, log_scales: torch.Tensor
+) -> torch.Tensor:
+    r"""Log-density (nats, elementwise) of real-valued x under :math:`\mathcal N(\mu, \sigma^2)`, ``log_scales`` = :math:`\log\sigma`.
+
+    The decoder :math:`L_0` for continuous data (toy 2-D points), where the 8-bit bins of
+    :func:`discretized_gaussian_log_likelihood` do not apply.  Being a density, it can exceed 0.
+    """
+    if x.shape != means.shape or x.shape != log_scales.shape:
+        raise ValueError(
+            f"x, means and log_scales must share one shape; got {tuple(x.shape)}, "
+            f"{tuple(means.shape)}, {tuple(log_scales.shape)}"
+        )
+    return -0.5 * (math.log(2 * math.pi) + 2 * log_scales + (x - means) ** 2 * torch.exp(-2 * log_scales))

@@ -446,3 +446,22 @@ def test_dtype_and_device_follow_the_input():
         x = torch.randn(2, 3, dtype=dtype)
         assert d.q_sample(x, 5).dtype == dtype
         assert d.p_mean_variance(torch.zeros_like(x), x, 5)["mean"].dtype == dtype
+
+
+def test_continuous_decoder_for_real_valued_data():
+    # Outside [-1, 1] the 8-bit decoder makes overshooting free; the continuous one penalises it.
+    kw = dict(mean_type="x0", var_type="fixed_small", loss_type="kl")
+    d8, dc = make(T=100, **kw), make(T=100, decoder="continuous", **kw)
+    x0 = torch.tensor([[1.414, -1.414]], dtype=torch.float64)
+    xt = d8.q_sample(x0, 0, generator=gen(40))
+    overshoot = torch.tensor([[3.0, -3.0]], dtype=torch.float64)
+    assert float(d8.vb_terms_bpd(overshoot, x0, xt, 0)["output"]) < 1e-6
+    assert float(dc.vb_terms_bpd(overshoot, x0, xt, 0)["output"]) > 100
+    sigma = math.exp(0.5 * float(d8.posterior_log_variance_clipped[0]))
+    expected = -torch.distributions.Normal(x0, sigma).log_prob(x0).mean() / math.log(2)
+    assert float(dc.vb_terms_bpd(x0, x0, xt, 0)["output"]) == pytest.approx(float(expected), rel=1e-9)
+    t = torch.tensor([5])
+    xt5 = dc.q_sample(x0, t, generator=gen(41))
+    torch.testing.assert_close(dc.vb_terms_bpd(overshoot, x0, xt5, t)["output"], d8.vb_terms_bpd(overshoot, x0, xt5, t)["output"])
+    with pytest.raises(ValueError, match="unknown decoder 'png'; accepted: discretized, continuous"):
+        make(decoder="png")

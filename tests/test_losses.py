@@ -95,3 +95,15 @@ def test_discretized_likelihood_shape_error():
 def test_mean_flat():
     x = torch.arange(24.0).reshape(2, 3, 4)
     torch.testing.assert_close(mean_flat(x), torch.tensor([5.5, 17.5]))
+
+
+def test_continuous_log_likelihood_matches_torch_distributions():
+    from ddpm_core.losses import continuous_gaussian_log_likelihood
+
+    g = torch.Generator().manual_seed(3)
+    x, m = torch.randn(50, generator=g, dtype=torch.float64), torch.randn(50, generator=g, dtype=torch.float64)
+    ls = 0.3 * torch.randn(50, generator=g, dtype=torch.float64)
+    expected = torch.distributions.Normal(m, ls.exp()).log_prob(x)
+    torch.testing.assert_close(continuous_gaussian_log_likelihood(x, means=m, log_scales=ls), expected)
+    with pytest.raises(ValueError, match="share one shape"):
+        continuous_gaussian_log_likelihood(x, means=m[:3], log_scales=ls)
