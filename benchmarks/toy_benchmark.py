@@ -20,7 +20,6 @@ import torch
 
 from ddpm_core import toy
 from ddpm_core.data import TOY_DATASETS
-from ddpm_core.training import TrainConfig
 
 
 def main() -> None:

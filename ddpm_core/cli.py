@@ -16,10 +16,10 @@ import torch
 from . import data as data_module
 from .diffusion import LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES
-from .toy import ToyConfig, default_train_config
+from . import toy
 from .training import OPTIMIZERS, NonFiniteLossError, TrainConfig
 
-_TOY, _TRAIN = ToyConfig(), default_train_config()
+_TOY, _TRAIN = toy.ToyConfig(), toy.default_train_config()
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -119,8 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train_toy(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    from . import toy
 
     config = toy.ToyConfig(
         dataset=args.dataset, timesteps=args.timesteps, beta_schedule=args.beta_schedule,

@@ -102,10 +102,6 @@ class LossType(_Choice):
     HYBRID = "hybrid"  #: L_simple + lambda * L_vlb with the mean stop-gradiented in L_vlb (Nichol & Dhariwal)
 
 
-def _model_output_channels(var_type: ModelVarType, data_channels: int) -> int:
-    return data_channels * 2 if var_type in (ModelVarType.LEARNED, ModelVarType.LEARNED_RANGE) else data_channels
-
-
 class GaussianDiffusion:
     r"""A DDPM: beta table plus the choices of mean, variance and loss.
 
@@ -154,7 +150,7 @@ class GaussianDiffusion:
         betas = schedules.check_betas(betas)
         if betas.numel() < 2:
             raise ValueError(f"a diffusion needs at least 2 timesteps, got T = {betas.numel()}")
-        self.num_timesteps = T = int(betas.numel())
+        self.num_timesteps = int(betas.numel())
 
         learned = self.var_type in (ModelVarType.LEARNED, ModelVarType.LEARNED_RANGE)
         if learned and self.loss_type is LossType.MSE:
@@ -411,7 +407,8 @@ class GaussianDiffusion:
 
     def model_output_channels(self, data_channels: int) -> int:
         """Channels the network must output: the data's, doubled for a learned variance."""
-        return _model_output_channels(self.var_type, data_channels)
+        learned = self.var_type in (ModelVarType.LEARNED, ModelVarType.LEARNED_RANGE)
+        return data_channels * 2 if learned else data_channels
 
     # ------------------------------------------------------ reverse process
     def p_mean_variance(
@@ -469,9 +466,7 @@ class GaussianDiffusion:
             pred_xstart = process_xstart(self.predict_xstart_from_xprev(x_t, t, model_output))
             model_mean = model_output
         else:
-            if self.mean_type is ModelMeanType.EPSILON:
-                if self.has_zero_terminal_snr and bool((t == self.num_timesteps - 1).any()):
-                    raise ValueError(self._eps_undefined_message())
+            if self.mean_type is ModelMeanType.EPSILON:  # raises at abar_t = 0 (jsd), see the class docstring
                 raw_xstart = self.predict_xstart_from_eps(x_t, t, model_output)
             elif self.mean_type is ModelMeanType.START_X:
                 raw_xstart = model_output

@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 
-from ddpm_core import GaussianDiffusion, schedules
+from ddpm_core import GaussianDiffusion
 from ddpm_core.diffusion import LossType, ModelMeanType, ModelVarType
-from ddpm_core.losses import mean_flat, normal_kl
 
 MEAN_TYPES = ["eps", "x0", "mean", "v"]
 VAR_TYPES = ["fixed_small", "fixed_large", "learned", "learned_range"]

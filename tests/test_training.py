@@ -33,7 +33,6 @@ SCRIPT = textwrap.dedent(
     torch.manual_seed(0)
     d = GaussianDiffusion.from_schedule("linear", 50, 1e-3, 0.3)
     cfg = TrainConfig(steps=24, batch_size=32, lr=1e-3, warmup_steps=5, ema_decay=0.9, ema_warmup=True, log_every=4)
-    model = torch.nn.Sequential()  # replaced below; keeps the global RNG use identical in every mode
     tr = Trainer(ToyMLP(hidden=16, depth=2), d, SampledData(toy_distribution("gaussian8").sample), cfg)
     if mode == "half":
         tr.train(12, progress=False); tr.save(path); sys.exit(0)

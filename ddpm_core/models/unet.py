@@ -10,7 +10,7 @@ time embedding, with a reserved null label for classifier-free guidance.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
