@@ -7,12 +7,19 @@ The modules follow the order the course meets them::
     losses     Gaussian KL and the discretized decoder        (lesson 03)
     diffusion  forward process, posterior, reverse process,   (lessons 01, 03)
                training losses and bits/dim
-    sampling   ancestral sampling, Algorithm 2
-    data       MNIST with an offline fallback, toy 2-D sets
-    viz        image grids and scatter plots
+    sampling   ancestral (Algorithm 2), DDIM, classifier-free guidance, trajectories, interpolation
+    respace    sampling over a subset of timesteps (respacing as a new diffusion)
+    data       images (MNIST, CIFAR-10, CelebA 64, generated shapes) with offline fallbacks, toy 2-D sets
+    models     time embeddings, the toy MLP, the DDPM UNet and its named configs
+    training   the trainer: EMA, warm-up, clipping, atomic checkpoints, exact resume, DDP
+    toy        the toy 2-D experiment end to end                      (lessons 04-05)
+    images     image experiments from config files                    (lessons 07-08)
+    pretrained the shipped MNIST model and loading exported weights
+    metrics    toy-distribution metrics, the MNIST classifier
+    viz        image grids, scatter plots, GIF/WebP animations
 """
 
-from . import budget, data, diffusion, losses, sampling, schedules, viz
+from . import budget, data, diffusion, losses, respace, sampling, schedules, viz
 from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES, get_beta_schedule
 
@@ -29,6 +36,7 @@ __all__ = [
     "diffusion",
     "get_beta_schedule",
     "losses",
+    "respace",
     "sampling",
     "schedules",
     "viz",

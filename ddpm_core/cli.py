@@ -2,12 +2,17 @@
 
 Commands:
     train-toy   train a DDPM on a toy 2-D dataset; write checkpoint, sample plot, reverse-process GIF, metrics JSON
+    train       train a DDPM on images from a config (mnist, cifar10, celeba64, shapes or a .json file);
+                write checkpoints, EMA weights and sample grids (config precedence: see ddpm_core.images)
+    sample      draw N images from a trained model (ancestral, DDIM, respaced, guided) into an .npz or PNG folder,
+                optionally with a GIF/WebP of a grid being denoised
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -16,8 +21,8 @@ import torch
 from . import data as data_module
 from .diffusion import LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES
-from . import toy
-from .training import OPTIMIZERS, NonFiniteLossError, TrainConfig
+from . import images, toy
+from .training import OPTIMIZERS, NonFiniteLossError, TrainConfig, init_distributed
 
 _TOY, _TRAIN = toy.ToyConfig(), toy.default_train_config()
 
@@ -114,7 +119,149 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from a checkpoint (default path: the one this run writes)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_train_parser(commands)
+    _add_sample_parser(commands)
     return parser
+
+
+def _add_sample_parser(commands) -> None:
+    from .respace import SPACINGS
+    from .sampling import SAMPLERS
+    from .viz import ANIMATION_FORMATS
+
+    p = commands.add_parser("sample", help="draw images from a trained model",
+                            description="Draw N images from a trained model into an .npz (uint8 NHWC under "
+                                        "'arr_0', labels under 'labels') or a folder of PNG files.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="ema.pt or checkpoint.pt written by `train`, or an exported model")
+    src.add_argument("--pretrained", choices=["mnist"], help="the shipped pretrained model")
+    p.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--sampler", choices=SAMPLERS, default="ddpm", help="ancestral (ddpm) or ddim")
+    p.add_argument("--steps", type=_positive_int, default=None, help="reverse steps (default: all T; fewer respaces)")
+    p.add_argument("--skip", choices=SPACINGS, default="linear", help="how --steps are spread over 0..T-1")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 = ancestral (fixed-small)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale s (1: plain)")
+    p.add_argument("--label", type=int, default=None, help="class of every image (default: classes in turn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="samples.npz", help="an .npz file or a folder for PNG files")
+    p.add_argument("--animation", default=None,
+                   help=f"also write a grid of 16 images being denoised ({', '.join(ANIMATION_FORMATS)})")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def sample_images(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from . import pretrained
+    from .viz import save_animation
+
+    device = pick_device(args.device)
+    if args.checkpoint:
+        model, diffusion = pretrained.load_model(args.checkpoint, device=device)
+    else:
+        model, diffusion = pretrained.load_mnist(device=device)
+    classes = model.config.num_classes
+    if args.label is not None and (classes is None or not 0 <= args.label < classes):
+        raise ValueError(f"--label {args.label}: this model takes labels 0..{classes - 1}" if classes
+                         else "--label given, but this model is unconditional")
+    if args.guidance_scale is not None and classes is None:
+        raise ValueError("--guidance-scale needs a class-conditional model")
+    def class_labels(n: int) -> torch.Tensor | None:
+        if classes is None:
+            return None
+        return torch.full((n,), args.label) if args.label is not None else torch.arange(n) % classes
+
+    labels = class_labels(args.n)
+    kwargs = dict(sampler=args.sampler, steps=args.steps, skip=args.skip, eta=args.eta,
+                  guidance_scale=args.guidance_scale)
+    print(f"sampling {args.n} images with {args.sampler}"
+          f"{f' ({args.steps} steps, {args.skip})' if args.steps else f' ({diffusion.num_timesteps} steps)'}"
+          f"{f', guidance {args.guidance_scale}' if args.guidance_scale is not None else ''} on {device}")
+    x = images.generate(model, diffusion, args.n, batch_size=args.batch_size, labels=labels, seed=args.seed,
+                        device=device, progress=not args.no_progress, **kwargs)
+    out = Path(args.out)
+    nhwc = x.permute(0, 2, 3, 1).numpy()
+    if out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        extra = {} if labels is None else {"labels": labels.numpy()}
+        np.savez(out, arr_0=nhwc, **extra)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(nhwc):
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(out / f"{i:06d}.png")
+    print(f"{args.n} images -> {out}")
+    if args.animation:
+        frames = images.denoising_frames(model, diffusion, 16, labels=class_labels(16), seed=args.seed, device=device,
+                                         **kwargs)
+        print(f"animation ({len(frames)} frames) -> {save_animation(frames, args.animation)}")
+    return 0
+
+
+# Named options of `train`: each is a shorthand for one --set key, and wins over --set.
+_TRAIN_SHORTHANDS = {"steps": "train.steps", "batch_size": "train.batch_size", "lr": "train.lr", "seed": "train.seed"}
+
+
+def _add_train_parser(commands) -> None:
+    p = commands.add_parser(
+        "train", help="train a DDPM on images from a config",
+        description="Train a DDPM on images. Precedence (later wins): built-in defaults < the config file < its "
+                    "'quick' section (when DDPM_QUICK=1, or on a machine without CUDA) < --set < named options.")
+    p.add_argument("--config", default="mnist",
+                   help=f"a shipped config ({', '.join(images.available_configs())}) or a .json file (default mnist)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.OPTION=VALUE",
+                   help="override one option, e.g. --set train.ema_decay=0.999 --set experiment.unet=mnist_cpu")
+    p.add_argument("--steps", type=_positive_int, help="= --set train.steps=N")
+    p.add_argument("--batch-size", type=_positive_int, help="= --set train.batch_size=N")
+    p.add_argument("--lr", type=float, help="= --set train.lr=X")
+    p.add_argument("--seed", type=int, help="= --set train.seed=N")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--out-dir", default=None, help="run folder (default runs/<config name>)")
+    p.add_argument("--resume", nargs="?", const=True, default=False,
+                   help="continue from <out-dir>/checkpoint.pt, or from the checkpoint given")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def resolve_train_config(args: argparse.Namespace) -> tuple["images.ImageConfig", TrainConfig]:
+    """The config after the documented precedence: file < quick section < --set < named options."""
+    overrides = images.parse_overrides(args.overrides)
+    for option, key in _TRAIN_SHORTHANDS.items():
+        value = getattr(args, option)
+        if value is not None:
+            overrides[key] = value
+    return images.load_config(args.config, overrides)
+
+
+def train_images(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import budget
+
+    config, train_config = resolve_train_config(args)
+    if args.print_config:
+        print(json.dumps({"experiment": config.to_dict(), "train": train_config.to_dict()}, indent=2))
+        return 0
+    device = init_distributed() or pick_device(args.device)  # torchrun: one process per GPU
+    out_dir = Path(args.out_dir or Path("runs") / Path(args.config).stem)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    say = print if main_process else (lambda *a, **k: None)  # under torchrun, rank 0 speaks
+    say(f"Budget: {'QUICK' if budget.is_quick() else 'FULL'} because {budget.reason()}")
+    say(f"training {config.dataset} ({config.unet}{', conditional' if config.conditional else ''}) for "
+        f"{train_config.steps} steps at batch {train_config.batch_size} on {device}; writing to {out_dir}")
+    trainer = images.run(config, train_config, out_dir, device=device, resume=args.resume,
+                         progress=not args.no_progress, log=say)
+    say(f"done at step {trainer.step}: loss {trainer.last_loss:.4f}; {trainer.throughput:.0f} images/s, "
+        f"so {train_config.steps} steps would take {trainer.projected_time() / 3600:.1f} h "
+        f"({trainer.world_size} process{'es' if trainer.world_size > 1 else ''})")
+    for name in ("checkpoint.pt", "ema.pt", "history.json", "config.json"):
+        say(f"{name:>14}: {out_dir / name}")
+    say(f"{'grids':>14}: {out_dir / 'grids'}")
+    return 0
 
 
 def train_toy(args: argparse.Namespace) -> int:
@@ -160,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train-toy":
             return train_toy(args)
+        if args.command == "train":
+            return train_images(args)
+        if args.command == "sample":
+            return sample_images(args)
     except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return 2

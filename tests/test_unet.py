@@ -79,3 +79,9 @@ def test_input_errors_before_any_computation():
     with pytest.raises(ValueError, match="unknown UNet configuration 'big'"):
         unet_config("big")
     assert set(CONFIGS) == {"ddpm_cifar10", "ddpm_celeba64", "mnist_cpu", "mnist_gpu"}
+
+
+def test_widths_that_break_group_norm_are_refused_before_building():
+    # ch = 16 passes the config check, but a skip concatenation makes a 48-channel layer: GroupNorm(32) cannot split it
+    with pytest.raises(ValueError, match="48-channel layer"):
+        UNet(UNetConfig(in_channels=1, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), resolution=16))

@@ -52,3 +52,49 @@ def test_gif_makers_write_animations(tmp_path):
         viz.save_gif([], tmp_path / "x.gif")
     with pytest.raises(ValueError, match="one title per frame"):
         viz.scatter_frames(torch.zeros(2, 5, 2), ["a"])
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".WebP"])
+def test_save_animation_round_trips_frames_and_durations(tmp_path, suffix):
+    import numpy as np
+    from PIL import Image
+
+    frames = [np.full((6, 10, 3), 40 * i, dtype=np.uint8) for i in range(4)]
+    path = viz.save_animation(frames, tmp_path / "sub" / f"anim{suffix}", fps=5, hold_last=2)
+    assert path.exists()
+    with Image.open(path) as anim:
+        assert anim.format == ("GIF" if suffix == ".gif" else "WEBP")
+        assert anim.n_frames == 4 and anim.size == (10, 6)
+        durations, firsts = [], []
+        for i in range(anim.n_frames):
+            anim.seek(i)
+            anim.load()  # WebP reports a frame's duration once it is decoded
+            durations.append(anim.info["duration"])
+            firsts.append(int(np.asarray(anim.convert("RGB"))[0, 0, 0]))
+    assert durations == [200, 200, 200, 3 * 200]  # the last frame held 2 extra frames
+    assert firsts == [0, 40, 80, 120]
+
+
+def test_save_animation_takes_grey_frames_and_rejects_bad_input(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    grey = [np.full((5, 5), v, dtype=np.uint8) for v in (0, 100, 200)]
+    for name in ("grey.gif", "grey.webp"):
+        with Image.open(viz.save_animation(grey, tmp_path / name, hold_last=0)) as anim:
+            assert anim.n_frames == 3
+    with Image.open(viz.save_animation([g[..., None] for g in grey], tmp_path / "g1.gif")) as anim:
+        assert anim.n_frames == 3
+    accepted = r"unknown animation format '\.mp4' for a\.mp4; accepted suffixes: \.gif, \.webp"
+    with pytest.raises(ValueError, match=accepted):
+        viz.save_animation(grey, tmp_path / "a.mp4")
+    with pytest.raises(ValueError, match="at least one frame"):
+        viz.save_animation([], tmp_path / "a.webp")
+    with pytest.raises(ValueError, match="same shape"):
+        viz.save_animation([grey[0], np.zeros((4, 5), np.uint8)], tmp_path / "a.gif")
+    with pytest.raises(ValueError, match="uint8"):
+        viz.save_animation([np.zeros((4, 4), np.float32)], tmp_path / "a.gif")
+    with pytest.raises(ValueError, match="fps must be positive"):
+        viz.save_animation(grey, tmp_path / "a.gif", fps=0)
+    with pytest.raises(ValueError, match="hold_last"):
+        viz.save_animation(grey, tmp_path / "a.gif", hold_last=-1)

@@ -22,6 +22,9 @@ GROUPS = 32
 
 
 def _norm(channels: int) -> nn.GroupNorm:
+    if channels > GROUPS and channels % GROUPS:
+        raise ValueError(f"GroupNorm({GROUPS}) needs channel counts divisible by {GROUPS}, but this configuration has "
+                         f"a {channels}-channel layer (skip concatenations add channels): use ch a multiple of 32")
     return nn.GroupNorm(min(GROUPS, channels), channels, eps=1e-6)
 
 

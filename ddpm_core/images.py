@@ -1,0 +1,434 @@
+"""Image experiments end to end: a config file -> data, UNet and diffusion -> trainer -> checkpoints, sample grids.
+
+``python -m ddpm_core train`` and lessons 07-08 call these functions, so there is one implementation.
+
+Configs live in ``ddpm_core/configs/<name>.json`` (``mnist``, ``cifar10``, ``celeba64``, ``shapes``) or any
+JSON file with the same layout::
+
+    {"description": "...",
+     "experiment": {<ImageConfig fields>},
+     "train": {<TrainConfig fields>},
+     "quick": {"experiment": {...}, "train": {...}}}
+
+**Precedence** (later wins), implemented once in :func:`load_config`:
+
+1. the dataclass defaults (:class:`ImageConfig`, :class:`~ddpm_core.training.TrainConfig`);
+2. the config file's ``experiment`` and ``train`` sections;
+3. its ``quick`` section, only when quick budgets are in force (:func:`ddpm_core.budget.is_quick`);
+4. overrides ``{"train.steps": 500, "experiment.unet": "mnist_gpu", ...}`` (the command line's ``--set`` and
+   its named options such as ``--steps``).
+
+A run writes into its output folder: ``checkpoint.pt`` (everything needed to resume exactly, written
+atomically), ``ema.pt`` (the EMA weights with the network and diffusion description, loadable by
+:func:`ddpm_core.pretrained.load_model`), ``config.json`` (the resolved config), ``history.json`` (losses)
+``grids/step_NNNNNNN.png`` (EMA sample grids drawn from the same noise every time) and ``summary.json``
+(steps, wall time, images/s, device).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from PIL import Image
+
+from . import budget, respace, sampling, viz
+from . import data as data_module
+from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
+from .models.unet import CONFIGS as UNET_CONFIGS
+from .models.unet import UNet, UNetConfig, unet_config
+from .schedules import SCHEDULES
+from .training import ImageBatches, Periodic, Trainer, TrainConfig, atomic_save, config_from_dict, load_checkpoint
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SECTIONS = ("experiment", "train")
+
+
+@dataclass
+class ImageConfig:
+    """What defines an image experiment (everything except the optimisation settings in ``TrainConfig``).
+
+    Diffusion defaults are the paper's: T = 1000, linear betas 1e-4 -> 0.02, eps prediction, fixed-large
+    variance (sigma_t^2 = beta_t), L_simple.
+    """
+
+    dataset: str = "mnist"
+    fallback: str | None = None          # dataset to use when ``dataset`` is absent offline (announced)
+    data_limit: int | None = None        # keep only the first N training images
+    hflip: bool | None = None            # None: the dataset's default (CIFAR-10 and faces flip, digits do not)
+    unet: str = "mnist_cpu"              # a named UNet configuration (ddpm_core.models.unet.CONFIGS)
+    unet_overrides: dict[str, Any] = field(default_factory=dict)
+    conditional: bool = False            # class-conditional: labels as y, a null label, label dropout
+    class_dropout: float = 0.1           # probability a label is replaced by the null label in training
+    schedule: str = "linear"
+    timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    mean_type: str = "eps"
+    var_type: str = "fixed_large"
+    loss_type: str = "mse"
+    sample_every: int = 0                # EMA sample grid every N steps (0: only at the end)
+    checkpoint_every: int = 0            # checkpoint every N steps (0: only at the end)
+    grid_size: int = 64                  # images per grid
+    grid_steps: int | None = None        # reverse steps for grids: None = all T (Algorithm 2), else respaced DDPM
+    compile: bool = False                # torch.compile the training forward/backward
+
+    def __post_init__(self) -> None:
+        info = data_module.image_dataset_info(self.dataset)
+        if self.fallback is not None:
+            fb = data_module.image_dataset_info(self.fallback)
+            if (fb.channels, fb.resolution) != (info.channels, info.resolution):
+                raise ValueError(f"fallback {self.fallback!r} has a different image shape than {self.dataset!r}")
+        if self.unet not in UNET_CONFIGS:
+            raise ValueError(f"unknown UNet configuration {self.unet!r}; accepted: {', '.join(UNET_CONFIGS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown beta schedule {self.schedule!r}; accepted: {', '.join(SCHEDULES)}")
+        self.mean_type = ModelMeanType.parse(self.mean_type).value
+        self.var_type = ModelVarType.parse(self.var_type).value
+        self.loss_type = LossType.parse(self.loss_type).value
+        if self.conditional and info.num_classes is None:
+            raise ValueError(f"dataset {self.dataset!r} has no class labels; set conditional to false")
+        for name in ("sample_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if isinstance(self.grid_size, bool) or not isinstance(self.grid_size, int) or self.grid_size < 1:
+            raise ValueError(f"grid_size must be a positive integer, got {self.grid_size!r}")
+        if self.grid_steps is not None and not 1 <= self.grid_steps <= self.timesteps:
+            raise ValueError(f"grid_steps must lie in [1, timesteps={self.timesteps}] or be null, got {self.grid_steps!r}")
+        if not isinstance(self.unet_overrides, Mapping):
+            raise ValueError(f"unet_overrides must be a mapping of UNet options, got {self.unet_overrides!r}")
+
+    @property
+    def info(self) -> data_module.ImageDatasetInfo:
+        return data_module.image_dataset_info(self.dataset)
+
+    def unet_config(self) -> UNetConfig:
+        """The named UNet config, with the data's channels and resolution, the variance's output channels,
+        the classes if conditional, then ``unet_overrides``."""
+        info = self.info
+        out = info.channels * (2 if self.var_type in ("learned", "learned_range") else 1)
+        values: dict[str, Any] = dict(in_channels=info.channels, out_channels=out, resolution=info.resolution)
+        if self.conditional:
+            values.update(num_classes=info.num_classes, class_dropout=self.class_dropout)
+        values.update(self.unet_overrides)
+        return unet_config(self.unet, **values)
+
+    def diffusion_dict(self) -> dict[str, Any]:
+        """The plain description stored in checkpoints (read by :func:`ddpm_core.pretrained.diffusion_from_dict`)."""
+        return dict(schedule=self.schedule, timesteps=self.timesteps, beta_start=self.beta_start,
+                    beta_end=self.beta_end, mean_type=self.mean_type, var_type=self.var_type, loss_type=self.loss_type)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ImageConfig":
+        return config_from_dict(cls, values, "experiment option")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- configs and precedence
+def available_configs() -> list[str]:
+    """Names of the configs shipped in ``ddpm_core/configs``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def read_config_file(name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """The raw JSON of a shipped config (by name) or of a file (by path), checked for its layout."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.json"
+        if not path.is_file():
+            raise ValueError(f"unknown config {str(name_or_path)!r}; shipped: {', '.join(available_configs())} "
+                             "(or give the path of a .json file)")
+    elif not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    unknown = set(raw) - {"description", "quick", *SECTIONS}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; accepted: description, "
+                         f"{', '.join(SECTIONS)}, quick")
+    return raw
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.steps=500", "experiment.unet=mnist_gpu"]`` -> a dict; values are JSON where they parse, else text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} must look like section.option=value, e.g. train.steps=500")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
+
+
+def _apply(sections: dict[str, dict[str, Any]], layer: Mapping[str, Any], where: str) -> None:
+    for section, values in layer.items():
+        if section not in SECTIONS or not isinstance(values, Mapping):
+            raise ValueError(f"{where}: unknown section {section!r}; accepted: {', '.join(SECTIONS)}")
+        sections[section].update(values)
+
+
+def load_config(
+    name_or_path: str | os.PathLike,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    quick: bool | None = None,
+) -> tuple[ImageConfig, TrainConfig]:
+    """Resolve a config by the precedence in the module docstring.
+
+    ``overrides`` keys are ``section.option`` (sections: ``experiment``, ``train``); ``quick`` defaults to
+    :func:`ddpm_core.budget.is_quick`.
+    """
+    raw = read_config_file(name_or_path)
+    sections: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    _apply(sections, {s: raw.get(s, {}) for s in SECTIONS}, str(name_or_path))
+    if budget.is_quick() if quick is None else quick:
+        _apply(sections, raw.get("quick", {}), f"{name_or_path} (quick section)")
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in (overrides or {}).items():
+        section, dot, option = key.partition(".")
+        if not dot:
+            raise ValueError(f"override key {key!r} must be section.option with section one of {', '.join(SECTIONS)}")
+        nested.setdefault(section, {})[option] = value
+    _apply(sections, nested, "overrides")
+    return ImageConfig.from_dict(sections["experiment"]), TrainConfig.from_dict(sections["train"])
+
+
+# --------------------------------------------------------------------------- build, train, sample
+def build(config: ImageConfig) -> tuple[GaussianDiffusion, UNet]:
+    """The diffusion and a freshly initialised UNet (the global torch seed decides the initialisation)."""
+    diffusion = GaussianDiffusion.from_schedule(config.schedule, config.timesteps, config.beta_start, config.beta_end,
+                                                mean_type=config.mean_type, var_type=config.var_type,
+                                                loss_type=config.loss_type)
+    return diffusion, UNet(config.unet_config())
+
+
+def load_data(config: ImageConfig, *, train: bool = True, verbose: bool = True) -> data_module.LabeledImages:
+    """The experiment's images (with its fallback and limit)."""
+    return data_module.load_image_dataset(config.dataset, train=train, fallback=config.fallback,
+                                          limit=config.data_limit, verbose=verbose)
+
+
+def make_trainer(
+    config: ImageConfig,
+    train_config: TrainConfig,
+    *,
+    dataset: data_module.LabeledImages | None = None,
+    device: str | torch.device | None = None,
+    callbacks: list | None = None,
+    **trainer_kwargs: Any,
+) -> Trainer:
+    """A :class:`Trainer` for the experiment; the UNet's initialisation is seeded by ``train_config.seed``."""
+    dataset = dataset if dataset is not None else load_data(config)
+    torch.manual_seed(train_config.seed)
+    diffusion, model = build(config)
+    hflip = config.info.hflip if config.hflip is None else config.hflip
+    batches = ImageBatches(dataset.images, dataset.labels if config.conditional else None, hflip=hflip)
+    extra = {"experiment": config.to_dict(), "unet_config": model.config.to_dict(),
+             "diffusion": config.diffusion_dict(), "data_source": dataset.source}
+    trainer_kwargs.setdefault("compile", config.compile)
+    return Trainer(model, diffusion, batches, train_config, callbacks=callbacks, device=device, extra_state=extra,
+                   conditional=config.conditional, **trainer_kwargs)
+
+
+def grid_labels(config: ImageConfig, n: int) -> torch.Tensor | None:
+    """Labels for a sample grid of a conditional model: class ``i % num_classes`` in turn (None if unconditional)."""
+    if not config.conditional:
+        return None
+    return torch.arange(n) % config.info.num_classes  # type: ignore[operator]
+
+
+@torch.no_grad()
+def sample_grid(
+    model: torch.nn.Module,
+    diffusion: GaussianDiffusion,
+    config: ImageConfig,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """``n`` (default ``grid_size``) samples from the same seeded noise every call, on the CPU, in [-1, 1]."""
+    n = n or config.grid_size
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    info = config.info
+    shape = (n, info.channels, info.resolution, info.resolution)
+    y = grid_labels(config, n)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = sampling.sample(diffusion, model, shape, steps=config.grid_steps, generator=generator, device=device,
+                                  clip_denoised=True, model_kwargs=None if y is None else {"y": y.to(device)})
+    finally:
+        model.train(was_training)
+    return out.float().cpu()
+
+
+def export_ema(trainer: Trainer, path: str | os.PathLike, *, half: bool = False) -> Path:
+    """Write the EMA weights with the network and diffusion description (optionally fp16), atomically."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).cpu()
+             for k, v in trainer.ema.model.state_dict().items()}
+    extra = trainer.extra_state
+    return atomic_save({"model": state, "unet_config": extra["unet_config"], "diffusion": extra["diffusion"],
+                        "experiment": extra["experiment"], "step": trainer.step}, path)
+
+
+def _check_resumable(checkpoint: dict[str, Any], config: ImageConfig) -> None:
+    saved = checkpoint.get("extra", {}).get("experiment")
+    if saved is None:
+        raise ValueError("the checkpoint was not written by an image experiment (no 'experiment' entry)")
+    # What defines the model and its data must match; how often to sample or save, or compiling, may change.
+    settings = {"sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile"}
+    differ = sorted(k for k, v in config.to_dict().items() if k not in settings and saved.get(k) != v)
+    if differ:
+        raise ValueError(f"cannot resume: the checkpoint's experiment differs in {differ}; use the same config "
+                         f"(only {', '.join(sorted(settings))} and the train section may change)")
+
+
+def run(
+    config: ImageConfig,
+    train_config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    resume: bool | str | os.PathLike = False,
+    progress: bool = True,
+    dataset: data_module.LabeledImages | None = None,
+    log: Any = print,
+) -> Trainer:
+    """Train with periodic EMA grids and checkpoints into ``out_dir`` (see the module docstring); returns the trainer.
+
+    ``resume``: True continues from ``out_dir/checkpoint.pt``; a path continues from that checkpoint.  The
+    config must be the one the checkpoint was written with (``train.steps`` may grow).
+    """
+    out = Path(out_dir)
+    (out / "grids").mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+
+    def save_grid(tr: Trainer) -> None:
+        if not tr.is_main:
+            return
+        images = sample_grid(tr.ema.model, tr.diffusion, config, device=tr.device)
+        nrow = config.info.num_classes if config.conditional else int(len(images) ** 0.5)
+        grid = viz.image_grid(images, nrow=nrow or 8)
+        path = out / "grids" / f"step_{tr.step:07d}.png"
+        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+        log(f"step {tr.step}: loss {tr.last_loss:.4f}, {tr.throughput:.0f} images/s; EMA samples -> {path}")
+
+    def save_checkpoint(tr: Trainer) -> None:
+        tr.save(ckpt_path)
+        if not tr.is_main:
+            return
+        export_ema(tr, out / "ema.pt")
+        (out / "history.json").write_text(json.dumps(tr.history))
+
+    callbacks = [Periodic(config.checkpoint_every or train_config.steps, save_checkpoint),
+                 Periodic(config.sample_every or train_config.steps, save_grid)]
+    trainer = make_trainer(config, train_config, dataset=dataset, device=device, callbacks=callbacks)
+    if resume:
+        path = ckpt_path if resume is True else Path(resume)
+        state = load_checkpoint(path, map_location=trainer.device)
+        _check_resumable(state, config)
+        trainer.load_state_dict(state)
+        log(f"resumed from {path} at step {trainer.step}")
+    if trainer.is_main:
+        (out / "config.json").write_text(json.dumps({"experiment": config.to_dict(),
+                                                    "train": train_config.to_dict()}, indent=2))
+    start_step, tic = trainer.step, time.perf_counter()
+    trainer.train(progress=progress)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+    if trainer.is_main:
+        summary = {"steps": trainer.step, "steps_this_run": trainer.step - start_step,
+                   "wall_time_s": round(time.perf_counter() - tic, 1), "images_per_s": round(trainer.throughput, 1),
+                   "final_loss": trainer.last_loss, "processes": trainer.world_size,
+                   "data_source": trainer.extra_state.get("data_source"),
+                   "device": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
+                   else str(trainer.device), "torch": torch.__version__}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return trainer
+
+
+# --------------------------------------------------------------------------- sampling many images
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    diffusion: GaussianDiffusion,
+    n: int,
+    *,
+    batch_size: int = 256,
+    labels: torch.Tensor | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    **sample_kwargs: Any,
+) -> torch.Tensor:
+    """``n`` images as uint8 ``(n, C, H, W)`` on the CPU, drawn in batches with :func:`ddpm_core.sampling.sample`.
+
+    ``labels``: ``(n,)`` class labels for a conditional model; ``sample_kwargs``: ``sampler``, ``steps``,
+    ``skip``, ``eta``, ``guidance_scale``, ... (images are clipped to [-1, 1] at every step).  One seeded
+    generator draws everything, so the same arguments give the same images.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of images must be a positive integer, got {n!r}")
+    if labels is not None and labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    cfg = model.config  # type: ignore[attr-defined]
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="sampling", unit="batch"):
+        size = min(batch_size, n - start)
+        y = None if labels is None else labels[start:start + size].to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            x = sampling.sample(diffusion, model, (size, cfg.in_channels, cfg.resolution, cfg.resolution), y=y,
+                                generator=generator, device=device, clip_denoised=True, **sample_kwargs)
+        out.append(data_module.from_unit_range(x.float()).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def denoising_frames(
+    model: torch.nn.Module,
+    diffusion: GaussianDiffusion,
+    n: int = 16,
+    *,
+    frames: int = 40,
+    labels: torch.Tensor | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    predicted_x0: bool = False,
+    scale: int = 2,
+    **sample_kwargs: Any,
+) -> list:
+    """Frames of a grid of ``n`` images being denoised (x_t, or the predicted x_0 with ``predicted_x0``), for
+    :func:`ddpm_core.viz.save_animation`.  ``frames`` snapshots are spread over the sampler's steps."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    cfg = model.config  # type: ignore[attr-defined]
+    steps = sample_kwargs.pop("steps", None)
+    skip = sample_kwargs.pop("skip", "linear")
+    process = respace.respace(diffusion, steps, skip) if steps is not None else diffusion
+    visited = sampling.original_timesteps(process)[::-1]  # the order the sampler visits them: T-1 ... 0
+    picks = sorted({visited[round(i * (len(visited) - 1) / max(frames - 1, 1))] for i in range(frames)}, reverse=True)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    traj = sampling.sample_trajectory(diffusion, model, (n, cfg.in_channels, cfg.resolution, cfg.resolution), picks,
+                                      steps=steps, skip=skip, y=None if labels is None else labels.to(device),
+                                      generator=generator, device=device, clip_denoised=True, **sample_kwargs)
+    snapshots = traj.pred_xstart if predicted_x0 else traj.x_t
+    return viz.image_grid_frames(snapshots.float().clamp(-1, 1), nrow=int(n**0.5) or 1, scale=scale)
