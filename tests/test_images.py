@@ -107,6 +107,9 @@ def test_run_writes_grids_checkpoints_and_a_loadable_export(tmp_path):
     assert sorted(p.name for p in (out / "grids").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     assert {"checkpoint.pt", "ema.pt", "history.json", "config.json"} <= {p.name for p in out.iterdir()}
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["images_per_s"] > 0 and summary["data_source"] == "generated"
+    assert trainer.projected_time(8) == pytest.approx(8 * 4 / trainer.throughput)
     model, diffusion = pretrained.load_model(out / "ema.pt")
     assert diffusion.num_timesteps == 20 and model.config.num_classes == 4
     for name, value in trainer.ema.model.state_dict().items():
