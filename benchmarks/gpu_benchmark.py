@@ -4,8 +4,8 @@
     python benchmarks/gpu_benchmark.py --tiny                                             # a smoke run on a CPU
 
 Training: the `ddpm_cifar10` UNet (35.7M parameters) under the trainer the course uses (fused Adam, warm-up,
-clip 1.0, EMA 0.9999, data on the GPU, no host syncs in the loop), batch 128, in fp32 and bf16 autocast (both
-channels_last), each with and without torch.compile.  Sampling: DDIM with 100 steps and ancestral with 1000 steps,
+clip 1.0, EMA 0.9999, data on the GPU, no host syncs in the loop), batch 128, in fp32 (TF32 matmuls and convs)
+and bf16 autocast, each with and without torch.compile; NCHW unless --channels-last.  Sampling: DDIM with 100 steps and ancestral with 1000 steps,
 at a large batch, in bf16, and the projected time for 50,000 DDIM-100 samples.  Also a profiler table of a few
 training steps (where the time goes).  The network is freshly initialised: speed does not depend on the weights.
 Images come from the generated `shapes` set (same 3x32x32 tensors as CIFAR-10; nothing to download).

@@ -43,7 +43,8 @@ from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models.unet import CONFIGS as UNET_CONFIGS
 from .models.unet import UNet, UNetConfig, unet_config
 from .schedules import SCHEDULES
-from .training import ImageBatches, Periodic, Trainer, TrainConfig, atomic_save, config_from_dict, load_checkpoint
+from .training import (ImageBatches, Periodic, Trainer, TrainConfig, atomic_save, bf16_autocast_default,
+                       config_from_dict, load_checkpoint)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("experiment", "train")
@@ -270,7 +271,7 @@ def sample_grid(
     was_training = model.training
     model.eval()
     try:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16_autocast_default(device)):
             out = sampling.sample(diffusion, model, shape, steps=config.grid_steps, generator=generator, device=device,
                                   clip_denoised=True, model_kwargs=None if y is None else {"y": y.to(device)})
     finally:
@@ -396,7 +397,7 @@ def generate(
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="sampling", unit="batch"):
         size = min(batch_size, n - start)
         y = None if labels is None else labels[start:start + size].to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16_autocast_default(device)):
             x = sampling.sample(diffusion, model, (size, cfg.in_channels, cfg.resolution, cfg.resolution), y=y,
                                 generator=generator, device=device, clip_denoised=True, **sample_kwargs)
         out.append(data_module.from_unit_range(x.float()).cpu())

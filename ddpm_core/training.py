@@ -211,6 +211,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+def bf16_autocast_default(device: torch.device) -> bool:
+    """bf16 autocast by default only on GPUs with native bf16 (Ampere and newer); a T4 would emulate it slowly."""
+    if device.type != "cuda":
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # older torch without the keyword
+        return torch.cuda.is_bf16_supported()
+
+
 def _warmup_lambda(warmup_steps: int) -> Callable[[int], float]:
     return lambda step: min((step + 1) / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
 
@@ -227,7 +237,7 @@ class Trainer:
         device: where to train; defaults to the model's device.
         extra_state: JSON-like metadata stored in checkpoints (e.g. the dataset and model config).
         conditional: pass a batch's second element to the model as ``y`` (class labels).
-        amp: bf16 autocast for the forward pass (default: on for CUDA, off elsewhere).
+        amp: bf16 autocast for the forward pass (default: on for GPUs with native bf16, off elsewhere).
         channels_last: NHWC memory layout for 4-D data (default: on for CUDA).
         compile: run the training forward/backward through ``torch.compile`` (the EMA, checkpoints and
             sampling use the plain module, so checkpoints are the same either way).
@@ -256,7 +266,7 @@ class Trainer:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         on_cuda = self.device.type == "cuda"
         self.conditional = conditional
-        self.amp = on_cuda if amp is None else amp
+        self.amp = bf16_autocast_default(self.device) if amp is None else amp
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
         # Distributed (torchrun): config.batch_size is the GLOBAL batch; every rank draws the same global batch,

@@ -207,3 +207,13 @@ def test_image_batches_and_conditional_training():
     unlabeled = Trainer(model, d, ImageBatches(images), TrainConfig(steps=1, batch_size=2), conditional=True)
     with pytest.raises(ValueError, match="needs \\(x, labels\\) batches"):
         unlabeled.train(progress=False)
+
+
+def test_bf16_autocast_defaults_off_without_native_bf16(monkeypatch):
+    from ddpm_core.training import bf16_autocast_default
+
+    assert bf16_autocast_default(torch.device("cpu")) is False
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: not including_emulation and False)
+    assert bf16_autocast_default(torch.device("cuda")) is False  # e.g. a T4: emulated bf16 only
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert bf16_autocast_default(torch.device("cuda")) is True
