@@ -138,7 +138,10 @@ def train_mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps:
 @torch.no_grad()
 def class_accuracy(classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                    num_classes: int = 10) -> dict[str, float | list[float]]:
-    """Share of ``images`` the classifier assigns to their ``labels``, overall and per class."""
+    """Share of ``images`` (floats in [-1, 1]) the classifier assigns to their ``labels``, overall and per class."""
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floats in [-1, 1], got {images.dtype} (convert uint8 images with "
+                         "ddpm_core.data.to_unit_range)")
     pred = torch.cat([classifier(images[i:i + 1000]).argmax(1).cpu() for i in range(0, len(images), 1000)])
     labels = labels.cpu()
     hits = pred == labels

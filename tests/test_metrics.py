@@ -66,3 +66,8 @@ def test_metric_errors():
         metrics.histogram_kl(torch.tensor([[float("nan"), 0.0]]), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="bins"):
         metrics.histogram_kl(torch.zeros(3, 2), torch.zeros(3, 2), bins=0)
+
+
+def test_class_accuracy_refuses_uint8_images():
+    with pytest.raises(ValueError, match="to_unit_range"):
+        metrics.class_accuracy(metrics.MNISTClassifier(), torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.zeros(2))
