@@ -372,13 +372,13 @@ class ClassifierFreeGuidance(nn.Module):
         if y is None:
             raise ValueError("classifier-free guidance needs class labels y")
         y = _labels(y, x.shape[0], x.device)
+        t = t.expand(x.shape[0]) if t.ndim == 0 else t  # a scalar t works at every scale, not only s != 0, 1
         s = self.guidance_scale
         if s == 1.0:
             return self.model(x, t, y=y)
         null = torch.full_like(y, self.null_label)
         if s == 0.0:
             return self.model(x, t, y=null)
-        t = t.expand(x.shape[0]) if t.ndim == 0 else t
         cond, uncond = self.model(torch.cat([x, x]), torch.cat([t, t]), y=torch.cat([y, null])).chunk(2)
         channels = x.shape[1]
         if cond.shape[1] == channels:

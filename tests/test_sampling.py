@@ -494,3 +494,14 @@ def test_interpolation_errors():
         interpolate(d, model, a, a, 5, [0.5], noise=torch.zeros(2, 1, 4, 4), same_noise=True)
     with pytest.raises(ValueError, match="one example"):
         interpolate(d, model, torch.zeros(4, dtype=torch.long), a, 5, [0.5])
+
+
+def test_guidance_accepts_a_scalar_timestep_at_every_scale():
+    from ddpm_core.models.unet import UNet, unet_config
+
+    torch.manual_seed(0)
+    model = UNet(unet_config("mnist_cpu", ch=32, ch_mult=(1, 2), num_classes=3, resolution=16)).eval()
+    x, y = torch.randn(2, 1, 16, 16), torch.tensor([0, 2])
+    for s in (0.0, 1.0, 2.0):
+        guided = ClassifierFreeGuidance(model, s)
+        torch.testing.assert_close(guided(x, torch.tensor(5), y), guided(x, torch.tensor([5, 5]), y))
