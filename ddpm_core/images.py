@@ -43,11 +43,12 @@ from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models.unet import CONFIGS as UNET_CONFIGS
 from .models.unet import UNet, UNetConfig, unet_config
 from .schedules import SCHEDULES
-from .training import (ImageBatches, Periodic, Trainer, TrainConfig, atomic_save, bf16_autocast_default,
-                       config_from_dict, load_checkpoint)
+from .training import (ImageBatches, LoaderBatches, Periodic, Trainer, TrainConfig, atomic_save,
+                       bf16_autocast_default, config_from_dict, load_checkpoint)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("experiment", "train")
+LOADERS = ("memory", "workers")
 
 
 @dataclass
@@ -78,6 +79,10 @@ class ImageConfig:
     grid_size: int = 64                  # images per grid
     grid_steps: int | None = None        # reverse steps for grids: None = all T (Algorithm 2), else respaced DDPM
     compile: bool = False                # torch.compile the training forward/backward
+    loader: str = "memory"               # "memory": batches drawn from the images held on the training device
+                                         # "workers": a DataLoader with worker processes, pinned memory and a
+                                         # DistributedSampler (data that do not fit on the GPU)
+    num_workers: int = 4                 # DataLoader worker processes (loader "workers")
 
     def __post_init__(self) -> None:
         info = data_module.image_dataset_info(self.dataset)
@@ -102,6 +107,10 @@ class ImageConfig:
             raise ValueError(f"grid_size must be a positive integer, got {self.grid_size!r}")
         if self.grid_steps is not None and not 1 <= self.grid_steps <= self.timesteps:
             raise ValueError(f"grid_steps must lie in [1, timesteps={self.timesteps}] or be null, got {self.grid_steps!r}")
+        if self.loader not in LOADERS:
+            raise ValueError(f"unknown loader {self.loader!r}; accepted: {', '.join(LOADERS)}")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
         if not isinstance(self.unet_overrides, Mapping):
             raise ValueError(f"unet_overrides must be a mapping of UNet options, got {self.unet_overrides!r}")
 
@@ -236,7 +245,11 @@ def make_trainer(
     torch.manual_seed(train_config.seed)
     diffusion, model = build(config)
     hflip = config.info.hflip if config.hflip is None else config.hflip
-    batches = ImageBatches(dataset.images, dataset.labels if config.conditional else None, hflip=hflip)
+    if config.loader == "workers":
+        batches: ImageBatches | LoaderBatches = LoaderBatches(
+            dataset, labels=config.conditional, hflip=hflip, num_workers=config.num_workers, seed=train_config.seed)
+    else:
+        batches = ImageBatches(dataset.images, dataset.labels if config.conditional else None, hflip=hflip)
     extra = {"experiment": config.to_dict(), "unet_config": model.config.to_dict(),
              "diffusion": config.diffusion_dict(), "data_source": dataset.source}
     trainer_kwargs.setdefault("compile", config.compile)
@@ -293,7 +306,7 @@ def _check_resumable(checkpoint: dict[str, Any], config: ImageConfig) -> None:
     if saved is None:
         raise ValueError("the checkpoint was not written by an image experiment (no 'experiment' entry)")
     # What defines the model and its data must match; how often to sample or save, or compiling, may change.
-    settings = {"sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile"}
+    settings = {"sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile", "num_workers"}
     differ = sorted(k for k, v in config.to_dict().items() if k not in settings and saved.get(k) != v)
     if differ:
         raise ValueError(f"cannot resume: the checkpoint's experiment differs in {differ}; use the same config "

@@ -12,19 +12,22 @@ save, load in a fresh process, N/2 steps give identical parameters on the CPU.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
+from .data import to_unit_range
 from .diffusion import GaussianDiffusion
 
 OPTIMIZERS = ("adam", "adamw")
@@ -140,6 +143,135 @@ class ImageBatches:
         return x if self.labels is None else (x, self.labels[idx])
 
 
+class _EpochIndices(Sampler[int]):
+    """This rank's indices of one epoch: ``DistributedSampler``'s shard, cut to whole global batches, from ``start``."""
+
+    def __init__(self, shard: DistributedSampler, length: int) -> None:
+        self.shard, self.length, self.start = shard, length, 0
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.shard), self.start, self.length)
+
+    def __len__(self) -> int:
+        return self.length - self.start
+
+
+class LoaderBatches:
+    """Batches from a ``torch.utils.data.Dataset`` through a ``DataLoader``: worker processes, pinned memory and a
+    ``DistributedSampler`` (re-shuffled every epoch with ``set_epoch``).  Use it when the data do not fit on the
+    GPU, or are decoded from files; :class:`ImageBatches` is faster for small in-memory sets such as CIFAR-10.
+
+    ``dataset[i]`` is an image ``(C, H, W)`` (float in [-1, 1], or uint8, converted on the training device) or a
+    tuple ``(image, label, ...)``; ``labels=True`` yields ``(x, y)`` batches.  Epochs are sampled without
+    replacement: epoch ``e`` is the permutation ``DistributedSampler`` draws from ``seed + e``, cut into
+    ``len(dataset) // batch_size`` global batches (the last incomplete one is dropped).
+
+    Distributed (torchrun): each process loads only its share of every global batch, the global positions
+    ``rank, rank + world_size, ...`` (the shard ``DistributedSampler`` gives it), and the trainer pairs them
+    with the same positions of the global timesteps and noise: N processes train on exactly the global
+    batches of one process.  The position in the data (batches drawn) is saved in checkpoints, so training
+    resumes exactly, on any number of processes.  Random flips are drawn in the main process from the
+    trainer's data generator (not in the workers), so they are exact on resume too.
+    """
+
+    per_rank = True  # next_batch returns this process's share of the global batch
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        labels: bool = False,
+        hflip: bool = False,
+        num_workers: int = 4,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 4,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError("the dataset is empty")
+        self.dataset, self.labels, self.hflip = dataset, labels, hflip
+        self.num_workers, self.pin_memory, self.prefetch_factor, self.seed = num_workers, pin_memory, prefetch_factor, seed
+        self.device = torch.device("cpu")
+        self.batches = 0  # global batches drawn so far: the position in the data
+        self._loader: DataLoader | None = None
+        self._iterator: Iterator | None = None
+        self._batch_size = 0
+
+    def to(self, device: str | torch.device) -> "LoaderBatches":
+        """Deliver batches on ``device`` (the dataset itself stays where it is); returns self."""
+        self.device = torch.device(device)
+        return self
+
+    @property
+    def rank_world(self) -> tuple[int, int]:
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Global batches per epoch: ``len(dataset) // batch_size``."""
+        return len(self.dataset) // batch_size  # type: ignore[arg-type]
+
+    def _build(self, batch_size: int) -> None:
+        rank, world = self.rank_world
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} (the global batch) must be divisible by the {world} processes")
+        if self.steps_per_epoch(batch_size) < 1:
+            raise ValueError(f"the dataset has {len(self.dataset)} items, fewer than one batch of {batch_size}")  # type: ignore[arg-type]
+        local = batch_size // world
+        shard = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed,
+                                   drop_last=True)
+        self._sampler = _EpochIndices(shard, self.steps_per_epoch(batch_size) * local)
+        pin = self.device.type == "cuda" if self.pin_memory is None else self.pin_memory
+        workers = dict(persistent_workers=True, prefetch_factor=self.prefetch_factor) if self.num_workers else {}
+        # Its own generator: a DataLoader otherwise draws worker seeds from the global RNG at every iter(),
+        # which would shift the dropout masks of a resumed run.
+        self._loader = DataLoader(self.dataset, batch_size=local, sampler=self._sampler, num_workers=self.num_workers,
+                                  pin_memory=pin, drop_last=True, generator=torch.Generator().manual_seed(self.seed),
+                                  **workers)
+        self._batch_size, self._local = batch_size, local
+
+    def _next_local(self, batch_size: int) -> Any:
+        if self._loader is None or batch_size != self._batch_size:
+            self._build(batch_size)
+            self._iterator = None
+        if self._iterator is None:  # (re)start at the current position
+            epoch, offset = divmod(self.batches, self.steps_per_epoch(batch_size))
+            self._sampler.shard.set_epoch(epoch)
+            self._sampler.start = offset * self._local
+            self._iterator = iter(self._loader)  # type: ignore[arg-type]
+        batch = next(self._iterator)
+        self.batches += 1
+        if self.batches % self.steps_per_epoch(batch_size) == 0:
+            self._iterator = None  # the epoch is done: the next batch starts the next epoch
+        return batch
+
+    def next_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        rank, world = self.rank_world
+        batch = self._next_local(batch_size)
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = x.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = to_unit_range(x)
+        if self.hflip:  # coins for the whole global batch, so every process count flips the same images
+            flip = (torch.rand(batch_size, generator=generator) < 0.5)[rank::world]
+            x = torch.where(flip.to(self.device, non_blocking=True)[:, None, None, None], x.flip(-1), x)
+        if not self.labels:
+            return x
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError("labels=True needs dataset items (image, label)")
+        return x, batch[1].to(self.device, non_blocking=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches": self.batches, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ValueError(f"the checkpoint's data were shuffled with seed {state['seed']}, this loader uses {self.seed}")
+        self.batches = int(state["batches"])
+        self._iterator = None
+
+
 class EMA:
     r"""Exponential moving average of a model's parameters and buffers: :math:`\bar\theta \leftarrow d\,\bar\theta + (1-d)\,\theta`."""
 
@@ -231,7 +363,9 @@ class Trainer:
     Args:
         model: the denoiser, called as ``model(x_t, t, **model_kwargs)``.
         diffusion: the :class:`GaussianDiffusion` whose ``training_losses`` define the objective.
-        data: a :class:`DataSource`; its batches are tensors ``x_0`` (or ``(x_0, ...)`` tuples, first used).
+        data: a :class:`DataSource` (:class:`ImageBatches`, :class:`LoaderBatches`, :class:`SampledData`); its
+            batches are tensors ``x_0`` (or ``(x_0, y, ...)`` tuples).  A source with ``state_dict`` /
+            ``load_state_dict`` (its position in the data) is saved in checkpoints.
         config: a :class:`TrainConfig`.
         callbacks: called after every step with the trainer (use :class:`Periodic`).
         device: where to train; defaults to the model's device.
@@ -269,9 +403,11 @@ class Trainer:
         self.amp = bf16_autocast_default(self.device) if amp is None else amp
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
-        # Distributed (torchrun): config.batch_size is the GLOBAL batch; every rank draws the same global batch,
-        # timesteps and noise from identically seeded generators and keeps its slice, so N processes train on
-        # exactly the batches one process would, and a checkpoint resumes on any number of processes.
+        # Distributed (torchrun): config.batch_size is the GLOBAL batch; every rank draws the same global
+        # timesteps and noise from identically seeded generators and keeps its positions (rank::world_size) of
+        # them and of the global batch (ImageBatches: every rank draws it and slices; LoaderBatches: each rank
+        # loads its DistributedSampler shard, the same positions), so N processes train on exactly the batches
+        # one process would, and a checkpoint resumes on any number of processes.
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
@@ -283,7 +419,7 @@ class Trainer:
             torch.manual_seed(torch.initial_seed() + 7919 * self.rank)  # dropout masks differ between ranks
         self.forward_model = torch.compile(forward) if compile else forward
         if self.device.type == "cuda" and hasattr(data, "to"):
-            data = data.to(self.device)  # in-memory data lives on the GPU: no per-step host-to-device copies
+            data = data.to(self.device)  # ImageBatches: the images live on the GPU; LoaderBatches: batches go there
         self.diffusion, self.data, self.config = diffusion, data, config
         self.callbacks = list(callbacks or [])
         self.extra_state = dict(extra_state or {})
@@ -310,7 +446,7 @@ class Trainer:
         self.model.train()
         batch = self.data.next_batch(self.config.batch_size, self.data_generator)
         is_tuple = isinstance(batch, (tuple, list))
-        if self.world_size > 1:
+        if self.world_size > 1 and not getattr(self.data, "per_rank", False):
             batch = tuple(b[self._rank_slice] for b in batch) if is_tuple else batch[self._rank_slice]
         x0 = (batch[0] if is_tuple else batch).to(self.device, non_blocking=True)
         if self.channels_last and x0.ndim == 4:
@@ -346,8 +482,8 @@ class Trainer:
 
     @property
     def _rank_slice(self) -> slice:
-        local = self.config.batch_size // self.world_size
-        return slice(self.rank * local, (self.rank + 1) * local)
+        """This process's positions in the global batch: rank, rank + world_size, ... (DistributedSampler's shard)."""
+        return slice(self.rank, None, self.world_size)
 
     @property
     def is_main(self) -> bool:
@@ -425,6 +561,7 @@ class Trainer:
             "rng": rng,
             "config": self.config.to_dict(),
             "extra": self.extra_state,
+            **({"data": self.data.state_dict()} if hasattr(self.data, "state_dict") else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -439,6 +576,11 @@ class Trainer:
         self.generator.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if hasattr(self.data, "load_state_dict"):
+            if "data" not in state:
+                raise ValueError("the checkpoint has no data position (written with in-memory batches); resume it "
+                                 "with the same kind of data source")
+            self.data.load_state_dict(state["data"])
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint atomically (see :func:`atomic_save`), after checking the pending losses are finite."""

@@ -79,6 +79,8 @@ def test_cifar10_config_is_the_papers_recipe():
     ({"experiment.unet": "big"}, "accepted: ddpm_cifar10"),
     ({"experiment.dataset": "celeba64", "experiment.conditional": True}, "no class labels"),
     ({"steps": 3}, "section.option"),
+    ({"experiment.loader": "disk"}, "unknown loader 'disk'; accepted: memory, workers"),
+    ({"experiment.num_workers": -1}, "num_workers must be an integer >= 0"),
 ])
 def test_bad_overrides_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -118,15 +120,18 @@ def test_run_writes_grids_checkpoints_and_a_loadable_export(tmp_path):
     torch.testing.assert_close(raw.conv_out.weight, trainer.model.conv_out.weight.detach(), rtol=0, atol=0)
 
 
-def test_image_resume_is_exact(tmp_path):
-    """4 steps straight == 2 steps, checkpoint, a new trainer resumed from it, 2 more steps: every tensor equal."""
-    path = tiny_config_file(tmp_path)
+@pytest.mark.parametrize("loader", ["memory", "workers"])
+def test_image_resume_is_exact(tmp_path, loader):
+    """4 steps straight == 2 steps, checkpoint, a new trainer resumed from it, 2 more steps: every tensor equal
+    (in-memory batches, and a DataLoader with 2 worker processes whose position is in the checkpoint)."""
+    path = tiny_config_file(tmp_path, loader=loader, num_workers=2)
     exp, tr4 = images.load_config(path, quick=False)
     straight = images.run(exp, tr4, tmp_path / "a", device="cpu", progress=False, log=lambda *a: None)
     _, tr2 = images.load_config(path, {"train.steps": 2}, quick=False)
     images.run(exp, tr2, tmp_path / "b", device="cpu", progress=False, log=lambda *a: None)
     resumed = images.run(exp, tr4, tmp_path / "b", device="cpu", resume=True, progress=False, log=lambda *a: None)
     assert resumed.step == 4
+    assert type(resumed.data).__name__ == {"memory": "ImageBatches", "workers": "LoaderBatches"}[loader]
     for a, b in zip(straight.state_dict()["model"].values(), resumed.state_dict()["model"].values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for a, b in zip(straight.ema.model.state_dict().values(), resumed.ema.model.state_dict().values()):
