@@ -32,7 +32,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from PIL import Image
@@ -44,7 +44,7 @@ from .models.unet import CONFIGS as UNET_CONFIGS
 from .models.unet import UNet, UNetConfig, unet_config
 from .schedules import SCHEDULES
 from .training import (ImageBatches, LoaderBatches, Periodic, Trainer, TrainConfig, atomic_save,
-                       bf16_autocast_default, config_from_dict, load_checkpoint)
+                       bf16_autocast_default, compile_mode, config_from_dict, load_checkpoint)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("experiment", "train")
@@ -78,7 +78,7 @@ class ImageConfig:
     checkpoint_every: int = 0            # checkpoint every N steps (0: only at the end)
     grid_size: int = 64                  # images per grid
     grid_steps: int | None = None        # reverse steps for grids: None = all T (Algorithm 2), else respaced DDPM
-    compile: bool = False                # torch.compile the training forward/backward
+    compile: bool | str = False          # torch.compile the training forward/backward (true or a mode name)
     loader: str = "memory"               # "memory": batches drawn from the images held on the training device
                                          # "workers": a DataLoader with worker processes, pinned memory and a
                                          # DistributedSampler (data that do not fit on the GPU)
@@ -107,6 +107,7 @@ class ImageConfig:
             raise ValueError(f"grid_size must be a positive integer, got {self.grid_size!r}")
         if self.grid_steps is not None and not 1 <= self.grid_steps <= self.timesteps:
             raise ValueError(f"grid_steps must lie in [1, timesteps={self.timesteps}] or be null, got {self.grid_steps!r}")
+        compile_mode(self.compile)  # a bool or a known mode name
         if self.loader not in LOADERS:
             raise ValueError(f"unknown loader {self.loader!r}; accepted: {', '.join(LOADERS)}")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
@@ -417,8 +418,17 @@ def generate(
     return torch.cat(out)
 
 
+class DenoisingMovie(NamedTuple):
+    """Frames of one sampling run, taken after the reverse step at the model's (original, 0-based) timestep
+    ``timesteps[i]``: ``x_t[i]`` shows the new state, ``x0[i]`` the x_0 predicted at that step."""
+
+    timesteps: list[int]
+    x_t: list        # image grids (uint8 arrays) of the states
+    x0: list         # image grids of the predicted x_0
+
+
 @torch.no_grad()
-def denoising_frames(
+def denoising_movie(
     model: torch.nn.Module,
     diffusion: GaussianDiffusion,
     n: int = 16,
@@ -427,12 +437,12 @@ def denoising_frames(
     labels: torch.Tensor | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
-    predicted_x0: bool = False,
     scale: int = 2,
     **sample_kwargs: Any,
-) -> list:
-    """Frames of a grid of ``n`` images being denoised (x_t, or the predicted x_0 with ``predicted_x0``), for
-    :func:`ddpm_core.viz.save_animation`.  ``frames`` snapshots are spread over the sampler's steps."""
+) -> DenoisingMovie:
+    """A grid of ``n`` images being denoised, recorded once as both x_t and the predicted x_0, for
+    :func:`ddpm_core.viz.save_animation`.  ``frames`` snapshots are spread evenly over the steps the sampler
+    visits (``steps``/``skip`` respace it; ``sampler``, ``eta``, ``guidance_scale`` ... go to the sampler)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     cfg = model.config  # type: ignore[attr-defined]
     steps = sample_kwargs.pop("steps", None)
@@ -444,5 +454,20 @@ def denoising_frames(
     traj = sampling.sample_trajectory(diffusion, model, (n, cfg.in_channels, cfg.resolution, cfg.resolution), picks,
                                       steps=steps, skip=skip, y=None if labels is None else labels.to(device),
                                       generator=generator, device=device, clip_denoised=True, **sample_kwargs)
-    snapshots = traj.pred_xstart if predicted_x0 else traj.x_t
-    return viz.image_grid_frames(snapshots.float().clamp(-1, 1), nrow=int(n**0.5) or 1, scale=scale)
+    nrow = int(n**0.5) or 1
+    x_t, x0 = (viz.image_grid_frames(snap.float().clamp(-1, 1), nrow=nrow, scale=scale)
+               for snap in (traj.x_t, traj.pred_xstart))
+    return DenoisingMovie(list(traj.steps), x_t, x0)
+
+
+def denoising_frames(
+    model: torch.nn.Module,
+    diffusion: GaussianDiffusion,
+    n: int = 16,
+    *,
+    predicted_x0: bool = False,
+    **kwargs: Any,
+) -> list:
+    """The x_t frames (or, with ``predicted_x0``, the predicted x_0 frames) of :func:`denoising_movie`."""
+    movie = denoising_movie(model, diffusion, n, **kwargs)
+    return movie.x0 if predicted_x0 else movie.x_t

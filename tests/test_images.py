@@ -189,3 +189,49 @@ def test_sample_command_on_a_tiny_model(tmp_path, capsys):
     assert main([*common, "--steps", "2000", "--out", str(tmp_path / "x.npz")]) == 2
     assert main(["sample", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_sample_command_compiled_matches_eager(tmp_path):
+    """`sample --compile` (torch.compile on the CPU here) draws the same images as the plain network."""
+    import numpy as np
+
+    exp, tr = images.load_config(tiny_config_file(tmp_path), {"train.steps": 1}, quick=False)
+    images.run(exp, tr, tmp_path / "run", device="cpu", progress=False, log=lambda *a: None)
+    common = ["sample", "--checkpoint", str(tmp_path / "run" / "ema.pt"), "--n", "4", "--device", "cpu",
+              "--sampler", "ddim", "--steps", "3", "--threads", "1", "--no-progress"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*common, "--out", str(tmp_path / "eager.npz")]) == 0
+        assert torch.get_num_threads() == 1
+        assert main([*common, "--compile", "--out", str(tmp_path / "compiled.npz")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    eager, compiled = (np.load(tmp_path / f"{n}.npz")["arr_0"].astype(int) for n in ("eager", "compiled"))
+    assert np.abs(eager - compiled).max() <= 1  # fused kernels may round a pixel differently
+
+
+def test_compile_modes_are_checked():
+    from ddpm_core.training import compile_mode
+
+    assert compile_mode(True) is None and compile_mode("max-autotune-no-cudagraphs") == "max-autotune-no-cudagraphs"
+    with pytest.raises(ValueError, match="unknown compile mode 'fast'; accepted: true, false, default"):
+        images.ImageConfig(compile="fast")
+
+
+def test_denoising_movie_records_x_t_and_x0_in_one_run():
+    import numpy as np
+
+    from ddpm_core import sampling, viz
+
+    model, diffusion = pretrained.load_mnist()
+    kw = dict(frames=3, labels=torch.arange(4), seed=5, sampler="ddim", steps=5)
+    movie = images.denoising_movie(model, diffusion, 4, **kw)
+    # 5 evenly spaced steps of 0..999 are round(k * 999 / 4) = 0, 250, 500, 749, 999; 3 frames: first, middle, last
+    assert movie.timesteps == [999, 500, 0] and len(movie.x_t) == len(movie.x0) == 3
+    assert np.array_equal(movie.x_t[-1], movie.x0[-1])  # after the last step the sample is the prediction
+    # the last frame is the sample `sample` draws with the same seed and labels
+    final = sampling.sample(diffusion, model, (4, 1, 32, 32), sampler="ddim", steps=5, y=torch.arange(4),
+                            generator=torch.Generator().manual_seed(5), clip_denoised=True)
+    assert np.array_equal(movie.x_t[-1], viz.image_grid_frames(final[None].clamp(-1, 1), nrow=2)[0])
+    again = images.denoising_frames(model, diffusion, 4, predicted_x0=True, **kw)
+    assert all(np.array_equal(a, b) for a, b in zip(again, movie.x0))

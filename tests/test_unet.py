@@ -54,6 +54,20 @@ def test_label_dropout_only_in_training():
     assert torch.equal(seen[0], torch.full((4,), 10)) and torch.equal(seen[1], y)
 
 
+def test_a_float64_unet_runs_in_float64():
+    """The time embedding follows the network's dtype (it was always float32, so .double() failed)."""
+    torch.manual_seed(0)
+    model = UNet(unet_config("mnist_cpu", num_classes=10, dropout=0.0)).eval()
+    for p in model.parameters():  # leave the zero initialisation, so the output depends on every layer
+        p.data.normal_(0, 0.05)
+    x, t, y = torch.randn(2, 1, 32, 32), torch.tensor([3, 700]), torch.tensor([1, 10])
+    with torch.no_grad():
+        out32 = model(x, t, y)
+        out64 = model.double()(x.double(), t, y)
+    assert out64.dtype == torch.float64 and out32.abs().max() > 0.1
+    torch.testing.assert_close(out64.float(), out32, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -38,4 +38,5 @@ class TimestepEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(t, self.dim))
+        # In the MLP's dtype, so a float64 (or half) model works; autocast still picks its own precision.
+        return self.mlp(timestep_embedding(t, self.dim).to(self.mlp[0].weight.dtype))
