@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from . import data as data_module
-from .diffusion import LossType, ModelMeanType, ModelVarType
+from .diffusion import DECODERS, LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES
 from . import images, toy
 from .training import OPTIMIZERS, NonFiniteLossError, TrainConfig, enable_fast_cuda, init_distributed
@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-mean-type", type=lambda s: s.replace("_", "-"), choices=_choice_values(ModelMeanType), default="eps")
     g.add_argument("--model-var-type", type=lambda s: s.replace("_", "-"), choices=_choice_values(ModelVarType), default="fixed-large")
     g.add_argument("--loss-type", choices=_choice_values(LossType), default="mse")
+    g.add_argument("--decoder", choices=DECODERS, default=_TOY.decoder,
+                   help="L_0 of the bound (kl, hybrid): continuous (real-valued points, default) or discretized (8-bit)")
     g = toy.add_argument_group("model")
     g.add_argument("--hidden", "--mid-features", dest="hidden", type=_positive_int, default=_TOY.hidden, help="hidden width")
     g.add_argument("--depth", "--num-temporal-layers", dest="depth", type=_positive_int, default=_TOY.depth,
@@ -287,7 +289,7 @@ def train_toy(args: argparse.Namespace) -> int:
     config = toy.ToyConfig(
         dataset=args.dataset, timesteps=args.timesteps, beta_schedule=args.beta_schedule,
         beta_start=args.beta_start, beta_end=args.beta_end, mean_type=args.model_mean_type,
-        var_type=args.model_var_type, loss_type=args.loss_type, hidden=args.hidden, depth=args.depth,
+        var_type=args.model_var_type, loss_type=args.loss_type, decoder=args.decoder, hidden=args.hidden, depth=args.depth,
         fourier_features=args.fourier_features,
     )
     if args.threads:

@@ -16,7 +16,7 @@ import torch
 
 from . import data as data_module
 from . import metrics, sampling, viz
-from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
+from .diffusion import DECODERS, GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models import ToyMLP
 from .schedules import SCHEDULES
 from .training import Periodic, SampledData, Trainer, TrainConfig, config_from_dict, load_checkpoint
@@ -29,6 +29,9 @@ class ToyConfig:
     """What defines a toy model: data, diffusion and network.
 
     Diffusion defaults are the reference toy setup (eps, fixed-large, mse, T = 100, linear 1e-3 -> 0.2).
+    The bound's decoder term L_0 is the continuous Gaussian likelihood (toy points are real-valued, not 8-bit
+    pixels in [-1, 1]; lesson 05 shows what the paper's discretized decoder does to them); it matters only for
+    the ``kl`` and ``hybrid`` losses and for bits/dim.
     The network defaults (width 64, 3 residual blocks, 4 Fourier input frequencies) were chosen by
     ``benchmarks/toy_benchmark.py``: fast on a 2-core CPU and sharp enough for gaussian25's 25 modes.
     """
@@ -41,6 +44,7 @@ class ToyConfig:
     mean_type: str = "eps"
     var_type: str = "fixed_large"
     loss_type: str = "mse"
+    decoder: str = "continuous"
     hidden: int = 64
     depth: int = 3
     fourier_features: int = 4
@@ -54,6 +58,8 @@ class ToyConfig:
         self.mean_type = ModelMeanType.parse(self.mean_type).value
         self.var_type = ModelVarType.parse(self.var_type).value
         self.loss_type = LossType.parse(self.loss_type).value
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; accepted: {', '.join(DECODERS)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ToyConfig":
@@ -75,7 +81,7 @@ def build(config: ToyConfig) -> tuple[GaussianDiffusion, ToyMLP]:
     """The diffusion and a freshly initialised model for ``config`` (the global torch seed decides the init)."""
     diffusion = GaussianDiffusion.from_schedule(
         config.beta_schedule, config.timesteps, config.beta_start, config.beta_end,
-        mean_type=config.mean_type, var_type=config.var_type, loss_type=config.loss_type,
+        mean_type=config.mean_type, var_type=config.var_type, loss_type=config.loss_type, decoder=config.decoder,
     )
     model = ToyMLP(data_dim=2, out_dim=diffusion.model_output_channels(2), hidden=config.hidden, depth=config.depth,
                    fourier_features=config.fourier_features)

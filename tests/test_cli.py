@@ -73,6 +73,29 @@ def test_toy_config_errors():
     assert toy.ToyConfig(var_type="fixed-small").var_type == "fixed_small"
     with pytest.raises(ValueError, match="unknown toy option"):
         toy.ToyConfig.from_dict({"datasett": "gaussian8"})
+    with pytest.raises(ValueError, match="unknown decoder '8bit'; accepted: discretized, continuous"):
+        toy.ToyConfig(decoder="8bit")
+
+
+def test_toy_bound_uses_the_continuous_decoder():
+    """Toy points are real-valued: L_0 is -log N(x_0; mu, sigma^2) (torch.distributions, independently), not 8-bit bins."""
+    import math
+
+    config = toy.ToyConfig(var_type="learned_range", loss_type="kl")
+    diffusion, model = toy.build(config)
+    assert diffusion.decoder == "continuous" and toy.build(toy.ToyConfig(decoder="discretized"))[0].decoder == "discretized"
+    x0 = torch.tensor([[1.414, -0.3], [2.0, 0.7]], dtype=torch.float64)
+    out = torch.randn(2, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = torch.zeros(2, dtype=torch.long)
+    x1 = diffusion.q_sample(x0, t, noise=torch.randn(2, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    term = diffusion.vb_terms_bpd(out, x0, x1, t)["output"]
+    p = diffusion.p_mean_variance(out, x1, t)
+    normal = torch.distributions.Normal(p["mean"], torch.exp(0.5 * p["log_variance"]))
+    expected = -normal.log_prob(x0).mean(dim=1) / math.log(2.0)
+    torch.testing.assert_close(term, expected)
+    from ddpm_core.cli import build_parser
+
+    assert build_parser().parse_args(["train-toy"]).decoder == "continuous"
 
 
 def test_load_rejects_a_non_toy_checkpoint(tmp_path):
