@@ -161,6 +161,11 @@ class ImageBatches:
         return x if self.labels is None else (x, self.labels[idx])
 
 
+def rank_and_world_size() -> tuple[int, int]:
+    """This process's rank and the number of processes (0 and 1 outside ``torch.distributed``)."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
 class _EpochIndices(Sampler[int]):
     """This rank's indices of one epoch: ``DistributedSampler``'s shard, cut to whole global batches, from ``start``."""
 
@@ -222,16 +227,12 @@ class LoaderBatches:
         self.device = torch.device(device)
         return self
 
-    @property
-    def rank_world(self) -> tuple[int, int]:
-        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
     def steps_per_epoch(self, batch_size: int) -> int:
         """Global batches per epoch: ``len(dataset) // batch_size``."""
         return len(self.dataset) // batch_size  # type: ignore[arg-type]
 
     def _build(self, batch_size: int) -> None:
-        rank, world = self.rank_world
+        rank, world = rank_and_world_size()
         if batch_size % world:
             raise ValueError(f"batch_size {batch_size} (the global batch) must be divisible by the {world} processes")
         if self.steps_per_epoch(batch_size) < 1:
@@ -265,7 +266,7 @@ class LoaderBatches:
         return batch
 
     def next_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        rank, world = self.rank_world
+        rank, world = rank_and_world_size()
         batch = self._next_local(batch_size)
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         x = x.to(self.device, non_blocking=True)
@@ -427,7 +428,7 @@ class Trainer:
         # them and of the global batch (ImageBatches: every rank draws it and slices; LoaderBatches: each rank
         # loads its DistributedSampler shard, the same positions), so N processes train on exactly the batches
         # one process would, and a checkpoint resumes on any number of processes.
-        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.rank, self.world_size = rank_and_world_size()
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
                              f"{self.world_size} processes")
