@@ -2,7 +2,9 @@
 
 The modules follow the order the course meets them::
 
-    budget     the one quick/full switch (DDPM_QUICK)
+    io         atomic writes, checksummed checkpoints, safe loading, path checks: the lowest floor
+    config     typed option dataclasses (values checked by name against their field types)
+    budget     the two switches: quick/full budgets (DDPM_QUICK) and the device (DDPM_DEVICE)
     schedules  beta schedules and alpha-bar tables            (lesson 02)
     losses     Gaussian KL and the discretized decoder        (lesson 03)
     diffusion  forward process, posterior, reverse process,   (lessons 01, 03)
@@ -19,7 +21,7 @@ The modules follow the order the course meets them::
     viz        image grids, scatter plots, GIF/WebP animations
 """
 
-from . import budget, data, diffusion, losses, respace, sampling, schedules, viz
+from . import budget, config, data, diffusion, io, losses, respace, sampling, schedules, viz
 from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES, get_beta_schedule
 
@@ -32,9 +34,11 @@ __all__ = [
     "ModelVarType",
     "SCHEDULES",
     "budget",
+    "config",
     "data",
     "diffusion",
     "get_beta_schedule",
+    "io",
     "losses",
     "respace",
     "sampling",

@@ -13,22 +13,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import warnings
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from . import budget, images, io, toy
 from . import data as data_module
 from .diffusion import DECODERS, LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES
-from . import images, toy
-from .training import OPTIMIZERS, NonFiniteLossError, TrainConfig, enable_fast_cuda, init_distributed
+from .training import OPTIMIZERS, TrainConfig, enable_fast_cuda, init_distributed
 
 _TOY, _TRAIN = toy.ToyConfig(), toy.default_train_config()
 
 
 class _OneLineErrors(argparse.ArgumentParser):
-    """argparse, but a bad option is one line on stderr (no usage dump), exit status 2."""
+    """argparse, but a bad option is one line on stderr (no usage dump), exit status 2; and a value such as
+    ``-1e-3`` is read as a (negative) number, not as an unknown option."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -43,20 +51,9 @@ def _setup_device(device: torch.device, threads: int | None) -> None:
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda, then mps, then cpu; otherwise the named device, which must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {name!r}; accepted: auto, cpu, cuda, cuda:N, mps") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
-    return device
+    """``--device``: ``auto`` -> the one device switch (:func:`ddpm_core.budget.device`: ``DDPM_DEVICE``, else a
+    CUDA GPU, else the CPU); otherwise the named device, which must be available."""
+    return budget.resolve_device(name)
 
 
 def _int_at_least(minimum: int, what: str):
@@ -164,29 +161,55 @@ def _add_sample_parser(commands) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def sample_images(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _check_sample_outputs(args: argparse.Namespace, need_bytes: int | None = None) -> Path:
+    """``--out`` (an .npz file or a folder) and ``--animation``: writable, the right kind, with room."""
+    from .viz import ANIMATION_FORMATS
 
+    out = Path(args.out)
+    if out.suffix.lower() == ".npz":
+        io.check_output_file(out, "--out", need_bytes=need_bytes)
+    elif out.suffix and not out.is_dir():
+        raise ValueError(f"--out {out}: give an .npz file or a folder for PNG files (not a {out.suffix} file)")
+    else:
+        io.check_output_dir(out, "--out", need_bytes=need_bytes)
+    if args.animation:
+        io.check_output_file(args.animation, "--animation", suffixes=tuple(ANIMATION_FORMATS))
+    return out
+
+
+def sample_images(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
 
     from . import pretrained
-    from .viz import save_animation
+    from .viz import save_animation, save_png
 
+    for name in ("eta", "guidance_scale"):
+        value = getattr(args, name)
+        if value is not None and not np.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if not 0.0 <= args.eta <= 1.0:
+        raise ValueError(f"--eta must lie in [0, 1] (0: deterministic DDIM, 1: ancestral), got {args.eta}")
+    _check_sample_outputs(args)  # before any work: a bad path fails now, not after sampling
     device = pick_device(args.device)
     _setup_device(device, args.threads)
     if args.checkpoint:
         model, diffusion = pretrained.load_model(args.checkpoint, device=device)
     else:
         model, diffusion = pretrained.load_mnist(device=device)
-    classes = model.config.num_classes
-    if args.compile:
-        model = torch.compile(model)  # attribute access (config, parameters) passes through to the module
+    cfg = model.config
+    classes = cfg.num_classes
     if args.label is not None and (classes is None or not 0 <= args.label < classes):
         raise ValueError(f"--label {args.label}: this model takes labels 0..{classes - 1}" if classes
                          else "--label given, but this model is unconditional")
     if args.guidance_scale is not None and classes is None:
         raise ValueError("--guidance-scale needs a class-conditional model")
+    if args.steps is not None and args.steps > diffusion.num_timesteps:
+        raise ValueError(f"--steps {args.steps}: this model has T = {diffusion.num_timesteps} timesteps; "
+                         f"give at most {diffusion.num_timesteps}")
+    _check_sample_outputs(args, need_bytes=args.n * cfg.in_channels * cfg.resolution**2)
+    if args.compile:
+        model = torch.compile(model)  # attribute access (config, parameters) passes through to the module
+
     def class_labels(n: int) -> torch.Tensor | None:
         if classes is None:
             return None
@@ -202,14 +225,12 @@ def sample_images(args: argparse.Namespace) -> int:
                         device=device, progress=not args.no_progress, **kwargs)
     out = Path(args.out)
     nhwc = x.permute(0, 2, 3, 1).numpy()
-    if out.suffix == ".npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npz":
         extra = {} if labels is None else {"labels": labels.numpy()}
-        np.savez(out, arr_0=nhwc, **extra)
+        io.atomic_write_bytes(out, io.save_to_buffer(lambda f: np.savez(f, arr_0=nhwc, **extra)))
     else:
-        out.mkdir(parents=True, exist_ok=True)
         for i, img in enumerate(nhwc):
-            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(out / f"{i:06d}.png")
+            save_png(img, out / f"{i:06d}.png")
     print(f"{args.n} images -> {out}")
     if args.animation:
         frames = images.denoising_movie(model, diffusion, 16, labels=class_labels(16), seed=args.seed, device=device,
@@ -256,10 +277,6 @@ def resolve_train_config(args: argparse.Namespace) -> tuple["images.ImageConfig"
 
 
 def train_images(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from . import budget
-
     config, train_config = resolve_train_config(args)
     if args.print_config:
         print(json.dumps({"experiment": config.to_dict(), "train": train_config.to_dict()}, indent=2))
@@ -274,6 +291,8 @@ def train_images(args: argparse.Namespace) -> int:
         f"{train_config.steps} steps at batch {train_config.batch_size} on {device}; writing to {out_dir}")
     trainer = images.run(config, train_config, out_dir, device=device, resume=args.resume,
                          progress=not args.no_progress, log=say)
+    if trainer.last_run_steps == 0:  # a finished run, resumed: run() said so, and nothing was written
+        return 0
     say(f"done at step {trainer.step}: loss {trainer.last_loss:.4f}; {trainer.throughput:.0f} images/s, "
         f"so {train_config.steps} steps would take {trainer.projected_time() / 3600:.1f} h "
         f"({trainer.world_size} process{'es' if trainer.world_size > 1 else ''})")
@@ -284,8 +303,6 @@ def train_images(args: argparse.Namespace) -> int:
 
 
 def train_toy(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     config = toy.ToyConfig(
         dataset=args.dataset, timesteps=args.timesteps, beta_schedule=args.beta_schedule,
         beta_start=args.beta_start, beta_end=args.beta_end, mean_type=args.model_mean_type,
@@ -300,7 +317,6 @@ def train_toy(args: argparse.Namespace) -> int:
         warmup_steps=args.lr_warmup, grad_clip=args.grad_clip or None, ema_decay=args.ema_decay, seed=args.seed,
         log_every=min(50, steps),
     )
-    toy.build(config)  # fail fast on invalid combinations (e.g. learned variance with mse) before any work
     device = pick_device(args.device)
     ckpt = Path(args.chkpt_dir or args.out_dir) / f"{config.dataset}.pt"
     resume = None
@@ -313,6 +329,8 @@ def train_toy(args: argparse.Namespace) -> int:
     result = toy.run(config, train_config, args.out_dir, device=device, eval_every=args.eval_intv or None,
                      resume=resume, checkpoint=ckpt, progress=not args.no_progress,
                      final_samples=args.samples, eval_samples=min(5_000, args.samples))
+    if result.get("already_finished"):
+        return 0
     for kind, path in result["files"].items():
         print(f"{kind:>10}: {path}")
     summary = {k: result[k] for k in ("hist_kl", "high_quality", "modes_covered", "num_modes") if k in result}
@@ -320,9 +338,21 @@ def train_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_notices(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of the package (e.g. a checkpoint without a checksum) as one line on stderr: ``note: ...``."""
+    print(f"note: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():  # restores the warning filters and showwarning afterwards
+        warnings.simplefilter("always", io.ChecksumMissingWarning)
+        warnings.showwarning = _one_line_notices
+        return _run(parser, args)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command == "train-toy":
             return train_toy(args)
@@ -330,8 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train_images(args)
         if args.command == "sample":
             return sample_images(args)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:  # bad input: found before any work
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except (io.NonFiniteError, OSError) as err:  # a failure during the work (divergence, a full disk, ...)
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command!r}")
     return 2

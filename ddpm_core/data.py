@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from . import io
+
 DATA_DIR_ENV = "DDPM_DATA_DIR"
 _DOWNLOAD_TIMEOUT_S = 20.0
 FALLBACK_SEED = 0
@@ -212,9 +214,7 @@ def load_celeba64(
         except Exception as err:  # noqa: BLE001 - missing files, integrity failure or no network
             raise FileNotFoundError(_download_hint("CelebA", root / "celeba", how)) from err
         images = torch.stack([ds[i][0] for i in range(len(ds))])
-        from .training import atomic_save  # here, not at the top: training imports data's users, not data
-
-        atomic_save(images, cache)
+        io.atomic_torch_save(images, cache)
     return LabeledImages(to_unit_range(images), torch.zeros(len(images), dtype=torch.int64), "torchvision")
 
 

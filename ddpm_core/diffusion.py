@@ -215,6 +215,13 @@ class GaussianDiffusion:
             f"var_type={self.var_type.value!r}, loss_type={self.loss_type.value!r})"
         )
 
+    def check_can_sample(self) -> None:
+        """Raise ``ValueError`` if this diffusion cannot run the reverse process (``eps`` with alpha-bar_T = 0).
+
+        Experiments call it when they are built, so the combination is refused before training, not after."""
+        if self.has_zero_terminal_snr and self.mean_type is ModelMeanType.EPSILON:
+            raise ValueError(self._eps_undefined_message())
+
     # ------------------------------------------------------------------ helpers
     def _eps_undefined_message(self) -> str:
         return (
@@ -490,15 +497,21 @@ class GaussianDiffusion:
         t: torch.Tensor | int,
         *,
         clip_denoised: bool = False,
+        check_range: bool = True,
     ) -> dict[str, torch.Tensor]:
         r"""One term of the bound, in bits per dimension, per batch element.
 
         For t > 0 (code): :math:`L_{t} = \mathrm{KL}\big(q(x_{t-1} \mid x_t, x_0) \,\|\, p_\theta(x_{t-1} \mid x_t)\big)`;
         for t = 0: the decoder NLL :math:`L_0 = -\log p_\theta(x_0 \mid x_1)` with the
         discretized Gaussian of eq. (13).  Returns ``output`` (the term) and ``pred_xstart``.
+
+        With the discretized decoder, ``x_start`` must be 8-bit data scaled to [-1, 1] (:meth:`check_decoder_range`;
+        ``check_range=False`` skips that check, which reads the data once: the trainer checks its data up front).
         """
         t = self.check_timesteps(t, x_t)
         self._check_same_shape(x_start, x_t, "x_start", "x_t")
+        if check_range:
+            self.check_decoder_range(x_start)
         true_mean, _, true_log_variance = self.q_posterior_mean_variance(x_start, x_t, t)
         out = self.p_mean_variance(model_output, x_t, t, clip_denoised=clip_denoised)
         kl = mean_flat(normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"])) / math.log(2.0)
@@ -509,6 +522,17 @@ class GaussianDiffusion:
             log_likelihood(x_start, means=out["mean"], log_scales=0.5 * out["log_variance"])
         ) / math.log(2.0)
         return {"output": torch.where(t == 0, decoder_nll, kl), "pred_xstart": out["pred_xstart"]}
+
+    def check_decoder_range(self, x_start: torch.Tensor) -> None:
+        """With the discretized decoder, refuse data outside [-1, 1] (such as pixels on a 0-255 scale): its bins of
+        width 2/255 and its edge bins at +-0.999 assume 8-bit images mapped to [-1, 1]."""
+        if self.decoder != "discretized" or x_start.numel() == 0:
+            return
+        lo, hi = float(x_start.min()), float(x_start.max())
+        if not (-1.0 - 1e-6 <= lo and hi <= 1.0 + 1e-6):
+            raise ValueError(
+                f"the discretized decoder (8-bit data) needs x_0 scaled to [-1, 1], got values in [{lo:.4g}, {hi:.4g}]; "
+                "map uint8 pixels with ddpm_core.data.to_unit_range, or use decoder='continuous' for real-valued data")
 
     def prior_bpd(self, x_start: torch.Tensor) -> torch.Tensor:
         r""":math:`L_T = \mathrm{KL}\big(q(x_T \mid x_0) \,\|\, \mathcal N(0, I)\big)` in bits/dim, per batch element.
@@ -550,7 +574,7 @@ class GaussianDiffusion:
         terms: dict[str, torch.Tensor] = {}
 
         if self.loss_type is LossType.KL:
-            terms["vb"] = self.vb_terms_bpd(model_output, x_start, x_t, t)["output"]
+            terms["vb"] = self.vb_terms_bpd(model_output, x_start, x_t, t, check_range=False)["output"]
             terms["loss"] = terms["vb"]
             return terms
 
@@ -564,7 +588,7 @@ class GaussianDiffusion:
         terms["loss"] = terms["mse"]
         if self.loss_type is LossType.HYBRID:
             frozen = mean_output.detach() if var_output is None else torch.cat([mean_output.detach(), var_output], dim=1)
-            terms["vb"] = self.vb_terms_bpd(frozen, x_start, x_t, t)["output"]
+            terms["vb"] = self.vb_terms_bpd(frozen, x_start, x_t, t, check_range=False)["output"]
             terms["loss"] = terms["mse"] + self.hybrid_lambda * self.num_timesteps * terms["vb"]
         return terms
 
@@ -589,6 +613,7 @@ class GaussianDiffusion:
         """
         from tqdm.auto import tqdm
 
+        self.check_decoder_range(x_start)
         N, T = x_start.shape[0], self.num_timesteps
         vb, xstart_mse, mse = (torch.zeros(N, T, device=x_start.device, dtype=x_start.dtype) for _ in range(3))
         for step in tqdm(range(T - 1, -1, -1), disable=not progress, desc="bpd"):
@@ -596,7 +621,7 @@ class GaussianDiffusion:
             noise = torch.randn(x_start.shape, generator=generator, device=x_start.device, dtype=x_start.dtype)
             x_t = self.q_sample(x_start, t, noise=noise)
             terms = self.vb_terms_bpd(
-                model(x_t, t, **(model_kwargs or {})), x_start, x_t, t, clip_denoised=clip_denoised
+                model(x_t, t, **(model_kwargs or {})), x_start, x_t, t, clip_denoised=clip_denoised, check_range=False
             )
             vb[:, step] = terms["output"]
             xstart_mse[:, step] = mean_flat((terms["pred_xstart"] - x_start) ** 2)

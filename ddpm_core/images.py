@@ -37,18 +37,21 @@ from typing import Any, Mapping, NamedTuple
 import torch
 from PIL import Image
 
-from . import budget, respace, sampling, viz
+from . import budget, io, respace, sampling, viz
+from . import config as config_module
 from . import data as data_module
 from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models.unet import CONFIGS as UNET_CONFIGS
 from .models.unet import UNet, UNetConfig, unet_config
 from .schedules import SCHEDULES
-from .training import (ImageBatches, LoaderBatches, Periodic, Trainer, TrainConfig, atomic_save,
-                       bf16_autocast_default, compile_mode, config_from_dict, load_checkpoint)
+from .training import (CHECKPOINT_KEYS, ImageBatches, LoaderBatches, Periodic, Trainer, TrainConfig,
+                       bf16_autocast_default, compile_mode)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("experiment", "train")
 LOADERS = ("memory", "workers")
+# Experiment settings a resumed run may change (how often it samples and saves, how it is run); the rest define it.
+RESUMABLE_EXPERIMENT_FIELDS = ("sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile", "num_workers")
 
 
 @dataclass
@@ -85,6 +88,7 @@ class ImageConfig:
     num_workers: int = 4                 # DataLoader worker processes (loader "workers")
 
     def __post_init__(self) -> None:
+        config_module.check_fields(self, "experiment")
         info = data_module.image_dataset_info(self.dataset)
         if self.fallback is not None:
             fb = data_module.image_dataset_info(self.fallback)
@@ -112,8 +116,13 @@ class ImageConfig:
             raise ValueError(f"unknown loader {self.loader!r}; accepted: {', '.join(LOADERS)}")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
-        if not isinstance(self.unet_overrides, Mapping):
-            raise ValueError(f"unet_overrides must be a mapping of UNet options, got {self.unet_overrides!r}")
+        if self.data_limit is not None and self.data_limit < 1:
+            raise ValueError(f"data_limit must be a positive integer or null, got {self.data_limit!r}")
+        try:  # the network and the diffusion are checked now, before any data are loaded or steps are run
+            self.unet_config()
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"experiment.unet / unet_overrides: {err}") from None
+        self.diffusion()
 
     @property
     def info(self) -> data_module.ImageDatasetInfo:
@@ -130,14 +139,23 @@ class ImageConfig:
         values.update(self.unet_overrides)
         return unet_config(self.unet, **values)
 
+    def diffusion(self) -> GaussianDiffusion:
+        """The experiment's :class:`GaussianDiffusion` (schedule, T, mean/variance/loss types), checked: a
+        combination that cannot sample (``eps`` with a schedule ending at alpha-bar = 0) is refused here."""
+        diffusion = GaussianDiffusion.from_schedule(self.schedule, self.timesteps, self.beta_start, self.beta_end,
+                                                    mean_type=self.mean_type, var_type=self.var_type,
+                                                    loss_type=self.loss_type)
+        diffusion.check_can_sample()
+        return diffusion
+
     def diffusion_dict(self) -> dict[str, Any]:
         """The plain description stored in checkpoints (read by :func:`ddpm_core.pretrained.diffusion_from_dict`)."""
         return dict(schedule=self.schedule, timesteps=self.timesteps, beta_start=self.beta_start,
                     beta_end=self.beta_end, mean_type=self.mean_type, var_type=self.var_type, loss_type=self.loss_type)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ImageConfig":
-        return config_from_dict(cls, values, "experiment option")
+    def from_dict(cls, values: Mapping[str, Any]) -> "ImageConfig":
+        return config_module.from_dict(cls, values, "experiment option")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,10 +202,15 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _apply(sections: dict[str, dict[str, Any]], layer: Mapping[str, Any], where: str) -> None:
+def _apply(sections: dict[str, dict[str, Any]], layer: Any, where: str) -> None:
+    if not isinstance(layer, Mapping):
+        raise ValueError(f"{where}: expected a mapping of sections ({', '.join(SECTIONS)}), got {layer!r}")
     for section, values in layer.items():
-        if section not in SECTIONS or not isinstance(values, Mapping):
+        if section not in SECTIONS:
             raise ValueError(f"{where}: unknown section {section!r}; accepted: {', '.join(SECTIONS)}")
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{where}: section {section!r} must be a mapping of option names to values, "
+                             f"got {values!r}")
         sections[section].update(values)
 
 
@@ -220,10 +243,7 @@ def load_config(
 # --------------------------------------------------------------------------- build, train, sample
 def build(config: ImageConfig) -> tuple[GaussianDiffusion, UNet]:
     """The diffusion and a freshly initialised UNet (the global torch seed decides the initialisation)."""
-    diffusion = GaussianDiffusion.from_schedule(config.schedule, config.timesteps, config.beta_start, config.beta_end,
-                                                mean_type=config.mean_type, var_type=config.var_type,
-                                                loss_type=config.loss_type)
-    return diffusion, UNet(config.unet_config())
+    return config.diffusion(), UNet(config.unet_config())
 
 
 def load_data(config: ImageConfig, *, train: bool = True, verbose: bool = True) -> data_module.LabeledImages:
@@ -254,8 +274,9 @@ def make_trainer(
     extra = {"experiment": config.to_dict(), "unet_config": model.config.to_dict(),
              "diffusion": config.diffusion_dict(), "data_source": dataset.source}
     trainer_kwargs.setdefault("compile", config.compile)
+    resumable = [f"experiment.{name}" for name in RESUMABLE_EXPERIMENT_FIELDS]
     return Trainer(model, diffusion, batches, train_config, callbacks=callbacks, device=device, extra_state=extra,
-                   conditional=config.conditional, **trainer_kwargs)
+                   resumable_extra=resumable, conditional=config.conditional, **trainer_kwargs)
 
 
 def grid_labels(config: ImageConfig, n: int) -> torch.Tensor | None:
@@ -294,24 +315,18 @@ def sample_grid(
 
 
 def export_ema(trainer: Trainer, path: str | os.PathLike, *, half: bool = False) -> Path:
-    """Write the EMA weights with the network and diffusion description (optionally fp16), atomically."""
+    """Write the EMA weights with the network and diffusion description (optionally fp16), atomically and with a
+    checksum (:func:`ddpm_core.io.save_checkpoint`; refused if a weight is NaN/inf)."""
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu()
              for k, v in trainer.ema.model.state_dict().items()}
     extra = trainer.extra_state
-    return atomic_save({"model": state, "unet_config": extra["unet_config"], "diffusion": extra["diffusion"],
-                        "experiment": extra["experiment"], "step": trainer.step}, path)
+    return io.save_checkpoint({"model": state, "unet_config": extra["unet_config"], "diffusion": extra["diffusion"],
+                               "experiment": extra["experiment"], "step": trainer.step}, path)
 
 
-def _check_resumable(checkpoint: dict[str, Any], config: ImageConfig) -> None:
-    saved = checkpoint.get("extra", {}).get("experiment")
-    if saved is None:
-        raise ValueError("the checkpoint was not written by an image experiment (no 'experiment' entry)")
-    # What defines the model and its data must match; how often to sample or save, or compiling, may change.
-    settings = {"sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile", "num_workers"}
-    differ = sorted(k for k, v in config.to_dict().items() if k not in settings and saved.get(k) != v)
-    if differ:
-        raise ValueError(f"cannot resume: the checkpoint's experiment differs in {differ}; use the same config "
-                         f"(only {', '.join(sorted(settings))} and the train section may change)")
+def checkpoint_bytes(trainer: Trainer) -> int:
+    """About how many bytes ``checkpoint.pt`` and ``ema.pt`` take together (weights, EMA, Adam's two moments, EMA)."""
+    return 5 * io.tensor_bytes(trainer.model.state_dict()) + 2**20
 
 
 def run(
@@ -327,12 +342,22 @@ def run(
 ) -> Trainer:
     """Train with periodic EMA grids and checkpoints into ``out_dir`` (see the module docstring); returns the trainer.
 
-    ``resume``: True continues from ``out_dir/checkpoint.pt``; a path continues from that checkpoint.  The
-    config must be the one the checkpoint was written with (``train.steps`` may grow).
+    ``resume``: True continues from ``out_dir/checkpoint.pt``; a path continues from that checkpoint.  Settings
+    that define the experiment must be the checkpoint's (a difference is refused by name); ``train.steps``, the
+    learning rate, warm-up, clipping, EMA and the sample/checkpoint intervals may change, and the changes are
+    applied and logged.  A run that has already reached ``train.steps`` says so and writes nothing
+    (``trainer.last_run_steps == 0``).
+
+    Before any work, ``out_dir`` is checked: a folder (not a file), writable, with room for the checkpoints.  Every
+    file is written atomically; temporary files of an interrupted earlier run are removed.
     """
-    out = Path(out_dir)
-    (out / "grids").mkdir(parents=True, exist_ok=True)
+    out = io.check_output_dir(out_dir, "output folder")
     ckpt_path = out / "checkpoint.pt"
+    resume_path = None
+    if resume:
+        resume_path = ckpt_path if resume is True else Path(resume)
+        if not resume_path.is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {resume_path}")
 
     def save_grid(tr: Trainer) -> None:
         if not tr.is_main:
@@ -341,7 +366,7 @@ def run(
         nrow = config.info.num_classes if config.conditional else int(len(images) ** 0.5)
         grid = viz.image_grid(images, nrow=nrow or 8)
         path = out / "grids" / f"step_{tr.step:07d}.png"
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+        viz.save_png(grid, path)
         log(f"step {tr.step}: loss {tr.last_loss:.4f}, {tr.throughput:.0f} images/s; EMA samples -> {path}")
 
     def save_checkpoint(tr: Trainer) -> None:
@@ -349,20 +374,30 @@ def run(
         if not tr.is_main:
             return
         export_ema(tr, out / "ema.pt")
-        (out / "history.json").write_text(json.dumps(tr.history))
+        io.atomic_write_json(out / "history.json", tr.history, indent=None)
 
     callbacks = [Periodic(config.checkpoint_every or train_config.steps, save_checkpoint),
                  Periodic(config.sample_every or train_config.steps, save_grid)]
     trainer = make_trainer(config, train_config, dataset=dataset, device=device, callbacks=callbacks)
-    if resume:
-        path = ckpt_path if resume is True else Path(resume)
-        state = load_checkpoint(path, map_location=trainer.device)
-        _check_resumable(state, config)
-        trainer.load_state_dict(state)
-        log(f"resumed from {path} at step {trainer.step}")
+    io.check_output_dir(out, "output folder", need_bytes=checkpoint_bytes(trainer))
     if trainer.is_main:
-        (out / "config.json").write_text(json.dumps({"experiment": config.to_dict(),
-                                                    "train": train_config.to_dict()}, indent=2))
+        for folder in (out, out / "grids"):
+            io.remove_orphans(folder)
+    if resume_path is not None:
+        state = io.load_checkpoint(resume_path, required=CHECKPOINT_KEYS,
+                                   what="training checkpoint (resume from checkpoint.pt, not ema.pt)")
+        changes = trainer.load_state_dict(state)
+        log(f"resumed from {resume_path} at step {trainer.step}")
+        for change in changes:
+            log(f"  changed on resume: {change} (applied)")
+        if trainer.step >= train_config.steps:
+            log(f"nothing to do: the run is already at step {trainer.step} of train.steps = {train_config.steps}; "
+                "raise --steps (train.steps) to train longer")
+            trainer.last_run_steps = 0
+            return trainer
+    if trainer.is_main:
+        (out / "grids").mkdir(exist_ok=True)
+        io.atomic_write_json(out / "config.json", {"experiment": config.to_dict(), "train": train_config.to_dict()})
     start_step, tic = trainer.step, time.perf_counter()
     trainer.train(progress=progress)
     if trainer.device.type == "cuda":
@@ -374,7 +409,7 @@ def run(
                    "data_source": trainer.extra_state.get("data_source"),
                    "device": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
                    else str(trainer.device), "torch": torch.__version__}
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        io.atomic_write_json(out / "summary.json", summary)
     return trainer
 
 
@@ -396,7 +431,8 @@ def generate(
 
     ``labels``: ``(n,)`` class labels for a conditional model; ``sample_kwargs``: ``sampler``, ``steps``,
     ``skip``, ``eta``, ``guidance_scale``, ... (images are clipped to [-1, 1] at every step).  One seeded
-    generator draws everything, so the same arguments give the same images.
+    generator draws everything, so the same arguments give the same images.  Non-finite samples raise
+    :class:`ddpm_core.io.NonFiniteError` instead of becoming black images.
     """
     from tqdm.auto import tqdm
 
@@ -414,6 +450,9 @@ def generate(
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16_autocast_default(device)):
             x = sampling.sample(diffusion, model, (size, cfg.in_channels, cfg.resolution, cfg.resolution), y=y,
                                 generator=generator, device=device, clip_denoised=True, **sample_kwargs)
+        if not torch.isfinite(x).all():  # uint8 conversion would turn NaN into black pixels without a word
+            raise io.NonFiniteError(f"sampling produced NaN or infinite values (images {start}..{start + size - 1}); "
+                                    "the model's weights or the sampler settings are broken, nothing was saved")
         out.append(data_module.from_unit_range(x.float()).cpu())
     return torch.cat(out)
 

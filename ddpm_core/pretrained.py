@@ -1,6 +1,7 @@
 """Loading trained image models: the shipped pretrained MNIST model, exported EMA weights and trainer checkpoints.
 
-Two file layouts load here, both with ``torch.load(weights_only=True)``:
+Two file layouts load here, both with ``torch.load(weights_only=True)`` and a verified checksum
+(:func:`ddpm_core.io.load_checkpoint`):
 
 * an *export* (what ``data/pretrained/`` ships and ``python -m ddpm_core train`` writes as ``ema.pt``):
   ``{"model": state_dict (fp16 or fp32), "unet_config": {...}, "diffusion": {...}}``;
@@ -17,9 +18,10 @@ from typing import Any
 
 import torch
 
+from . import config as config_module
+from . import io
 from .diffusion import GaussianDiffusion
 from .models.unet import UNet, UNetConfig
-from .training import load_checkpoint
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "data" / "pretrained"
 MNIST_MODEL = "mnist_cond_ema_fp16.pt"
@@ -43,16 +45,27 @@ def load_model(
 ) -> tuple[UNet, GaussianDiffusion]:
     """The UNet (in eval mode, float32, on ``device``) and its diffusion from an export or a trainer checkpoint.
 
-    ``ema`` picks the EMA weights of a trainer checkpoint (exports hold only EMA weights).
+    ``ema`` picks the EMA weights of a trainer checkpoint (exports hold only EMA weights).  Refused with a clear
+    error: a damaged file (checksum mismatch), non-finite (NaN/inf) weights, and weights that do not fit the
+    network the file describes.
     """
-    ckpt = load_checkpoint(path)
+    ckpt = io.load_checkpoint(path)
     meta = ckpt.get("extra", ckpt)
     if "unet_config" not in meta or "diffusion" not in meta:
-        raise ValueError(f"{path} does not describe its network and diffusion (no 'unet_config'/'diffusion' entries)")
-    state = ckpt["ema"] if ema and "ema" in ckpt else ckpt["model"]
-    model = UNet(UNetConfig(**meta["unet_config"]))
+        raise ValueError(f"{path} does not describe its network and diffusion (no 'unet_config'/'diffusion' entries); "
+                         "give an ema.pt or checkpoint.pt written by `train`, or an exported model")
+    which = "ema" if ema and "ema" in ckpt else "model"
+    state = ckpt[which]
+    io.check_finite(state, f"{path} ({which} weights)")
+    config = config_module.from_dict(UNetConfig, meta["unet_config"], "UNet option")
+    model = UNet(config)
+    mismatch = io.state_dict_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise ValueError(f"{path}: its weights do not fit the network its unet_config describes ({mismatch}); "
+                         f"the file is inconsistent (unet_config: {config.to_dict()})")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.to(device).eval(), diffusion_from_dict(meta["diffusion"])
+
 
 
 def load_mnist(device: str | torch.device = "cpu") -> tuple[UNet, GaussianDiffusion]:
@@ -68,5 +81,5 @@ def load_mnist_classifier(device: str | torch.device = "cpu") -> torch.nn.Module
     from .metrics import MNISTClassifier
 
     classifier = MNISTClassifier()
-    classifier.load_state_dict(load_checkpoint(PRETRAINED_DIR / MNIST_CLASSIFIER)["model"])
+    classifier.load_state_dict(io.load_checkpoint(PRETRAINED_DIR / MNIST_CLASSIFIER)["model"])
     return classifier.to(device).eval()

@@ -405,6 +405,16 @@ def _labels(y: torch.Tensor | int, batch: int, device: torch.device | str | None
     return y.to(device=device, dtype=torch.long)
 
 
+def check_labels(y: torch.Tensor, num_classes: int | None) -> None:
+    """Refuse labels a class-conditional network with ``num_classes`` classes cannot take (the null label
+    ``num_classes`` is allowed); ``num_classes=None`` (an unconditional network) refuses any labels."""
+    if num_classes is None:
+        raise ValueError("labels given, but this model is unconditional (num_classes=None)")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) > num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1} (or {num_classes}, the null label), "
+                         f"got values from {int(y.min())} to {int(y.max())}")
+
+
 # ------------------------------------------------------------------------------ one entry point
 def _sampling_process(diffusion: GaussianDiffusion, steps: int | Iterable[int] | None, skip: str) -> GaussianDiffusion:
     """``diffusion`` itself (steps=None), or respaced to ``steps`` timesteps with spacing ``skip``."""
@@ -430,6 +440,8 @@ def _conditioning(
         if "y" in kwargs:
             raise ValueError("labels given twice: as y= and in model_kwargs")
         kwargs["y"] = _labels(y, batch, device)
+    if kwargs.get("y") is not None and hasattr(model, "config") and hasattr(model.config, "num_classes"):
+        check_labels(kwargs["y"], model.config.num_classes)
     if guidance_scale is None:
         if null_label is not None:
             raise ValueError("null_label is only used with guidance_scale")

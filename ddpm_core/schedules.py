@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 
 SCHEDULES = ("linear", "quad", "cosine", "sigmoid", "const", "warmup10", "warmup50", "jsd")
+RAMPED = ("linear", "quad", "sigmoid", "warmup10", "warmup50")  # these need beta_start < beta_end
 DEFAULT_T = 1000
 DEFAULT_BETA_START = 1e-4
 DEFAULT_BETA_END = 0.02
@@ -70,7 +71,8 @@ def get_beta_schedule(
 ) -> torch.Tensor:
     """Return the named schedule as a float64 tensor of shape ``(T,)``.
 
-    Raises ``ValueError`` for an unknown name, T < 1, or endpoints outside (0, 1).
+    Raises ``ValueError`` for an unknown name, T < 1, endpoints outside (0, 1), or, for the schedules that rise
+    from one to the other (:data:`RAMPED`), ``beta_start >= beta_end``.
     """
     T = num_diffusion_timesteps
     if not isinstance(name, str) or name not in SCHEDULES:
@@ -79,8 +81,14 @@ def get_beta_schedule(
         raise ValueError(f"num_diffusion_timesteps must be a positive integer, got {T!r}")
     if name not in ("cosine", "jsd"):
         for label, value in (("beta_start", beta_start), ("beta_end", beta_end)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{label} must be a number, got {value!r}")
             if not (0.0 < float(value) < 1.0):
                 raise ValueError(f"{label} must lie in (0, 1), got {value!r}")
+    if name in RAMPED and not beta_start < beta_end:
+        raise ValueError(f"the {name!r} schedule rises from beta_start to beta_end, so beta_start must be below "
+                         f"beta_end; got beta_start={beta_start!r}, beta_end={beta_end!r} (for a constant beta use "
+                         "'const', which takes beta_end)")
 
     if name == "linear":
         betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)

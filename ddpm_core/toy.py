@@ -6,7 +6,6 @@ so there is one implementation of the experiment.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,12 +13,13 @@ from typing import Any
 
 import torch
 
+from . import config as config_module
 from . import data as data_module
-from . import metrics, sampling, viz
+from . import io, metrics, sampling, viz
 from .diffusion import DECODERS, GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models import ToyMLP
 from .schedules import SCHEDULES
-from .training import Periodic, SampledData, Trainer, TrainConfig, config_from_dict, load_checkpoint
+from .training import CHECKPOINT_KEYS, Periodic, SampledData, Trainer, TrainConfig
 
 EVAL_SAMPLES = 30_000  # the reference evaluator's sample count (54 x 54 histogram bins)
 
@@ -50,6 +50,7 @@ class ToyConfig:
     fourier_features: int = 4
 
     def __post_init__(self) -> None:
+        config_module.check_fields(self, "toy")
         if self.dataset not in data_module.TOY_DATASETS:
             raise ValueError(f"unknown toy dataset {self.dataset!r}; accepted: {', '.join(data_module.TOY_DATASETS)}")
         if self.beta_schedule not in SCHEDULES:
@@ -60,10 +61,23 @@ class ToyConfig:
         self.loss_type = LossType.parse(self.loss_type).value
         if self.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {self.decoder!r}; accepted: {', '.join(DECODERS)}")
+        for name in ("timesteps", "hidden", "depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"toy.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.fourier_features < 0:
+            raise ValueError(f"toy.fourier_features must be an integer >= 0, got {self.fourier_features!r}")
+        self.diffusion().check_can_sample()  # schedule, T and the mean/variance/loss combination, before any work
+
+    def diffusion(self) -> GaussianDiffusion:
+        """The :class:`GaussianDiffusion` this config describes."""
+        return GaussianDiffusion.from_schedule(
+            self.beta_schedule, self.timesteps, self.beta_start, self.beta_end,
+            mean_type=self.mean_type, var_type=self.var_type, loss_type=self.loss_type, decoder=self.decoder,
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ToyConfig":
-        return config_from_dict(cls, values, "toy option")
+        return config_module.from_dict(cls, values, "toy option")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,10 +93,7 @@ def default_train_config(**overrides: Any) -> TrainConfig:
 
 def build(config: ToyConfig) -> tuple[GaussianDiffusion, ToyMLP]:
     """The diffusion and a freshly initialised model for ``config`` (the global torch seed decides the init)."""
-    diffusion = GaussianDiffusion.from_schedule(
-        config.beta_schedule, config.timesteps, config.beta_start, config.beta_end,
-        mean_type=config.mean_type, var_type=config.var_type, loss_type=config.loss_type, decoder=config.decoder,
-    )
+    diffusion = config.diffusion()
     model = ToyMLP(data_dim=2, out_dim=diffusion.model_output_channels(2), hidden=config.hidden, depth=config.depth,
                    fourier_features=config.fourier_features)
     return diffusion, model
@@ -128,12 +139,14 @@ def evaluate(samples: torch.Tensor, dataset: str, *, seed: int = 12345) -> dict[
 
 def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu") -> tuple[GaussianDiffusion, ToyMLP, ToyConfig]:
     """Load a toy checkpoint (``weights_only=True``): the diffusion, the model (EMA weights by default), the config."""
-    ckpt = load_checkpoint(path, map_location=device)
+    ckpt = io.load_checkpoint(path, required=("model", "ema"), what="toy-model checkpoint")
     if "toy" not in ckpt.get("extra", {}):
         raise ValueError(f"{path} is not a toy-model checkpoint (no 'toy' config inside)")
     config = ToyConfig.from_dict(ckpt["extra"]["toy"])
     diffusion, model = build(config)
-    model.load_state_dict(ckpt["ema" if ema else "model"])
+    weights = ckpt["ema" if ema else "model"]
+    io.check_finite(weights, f"{path}")
+    model.load_state_dict(weights)
     return diffusion, model.to(device).eval(), config
 
 
@@ -155,14 +168,21 @@ def run(
 
     Writes into ``out_dir``: ``<dataset>.pt`` (checkpoint, or ``checkpoint`` if given),
     ``<dataset>_samples.png`` (scatter of EMA samples over the data), ``<dataset>_reverse.gif``
-    (the reverse process) and ``<dataset>_metrics.json``.  Every ``eval_every`` steps the EMA model
-    is evaluated on ``eval_samples`` samples and a checkpoint is saved.
+    (the reverse process) and ``<dataset>_metrics.json``, each atomically.  Every ``eval_every`` steps the EMA
+    model is evaluated on ``eval_samples`` samples and a checkpoint is saved.
+
+    ``resume``: a checkpoint to continue from.  The toy config (data, diffusion, network) and the seed, batch size
+    and optimizer must be the checkpoint's (a difference is refused by name); the learning rate, warm-up, clipping,
+    EMA and ``steps`` may change, and the changes are applied and printed.  A run already at ``train_config.steps``
+    says so and writes nothing (the result then has ``"already_finished": True`` and no files).
     """
     import matplotlib.pyplot as plt
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = io.check_output_dir(out_dir, "output folder")
     ckpt_path = Path(checkpoint) if checkpoint else out_dir / f"{config.dataset}.pt"
+    io.check_output_dir(ckpt_path.parent, "checkpoint folder")
+    if resume and not Path(resume).is_file():
+        raise FileNotFoundError(f"cannot resume: no checkpoint at {resume}")
     evals: list[dict[str, Any]] = []
 
     def periodic_eval(tr: Trainer) -> None:
@@ -172,8 +192,14 @@ def run(
 
     callbacks = [Periodic(eval_every, periodic_eval)] if eval_every else []
     trainer = make_trainer(config, train_config, device=device, callbacks=callbacks)
+    for folder in {out_dir, ckpt_path.parent}:
+        io.remove_orphans(folder)
     if resume:
         trainer.resume(resume)
+        if trainer.step >= train_config.steps:
+            print(f"nothing to do: {resume} is already at step {trainer.step} of {train_config.steps}; "
+                  "raise --steps to train longer")
+            return {"dataset": config.dataset, "steps": trainer.step, "already_finished": True, "files": {}}
     start = time.perf_counter()
     trainer.train(progress=progress)
     train_seconds = time.perf_counter() - start
@@ -190,7 +216,8 @@ def run(
     viz.scatter_2d(truth, ax=axes[0], title=f"{config.dataset}: data", lim=3.5)
     viz.scatter_2d(final, ax=axes[1], title=f"EMA samples, step {trainer.step}", lim=3.5)
     fig.tight_layout()
-    fig.savefig(out_dir / f"{config.dataset}_samples.png", dpi=80)
+    io.atomic_write_bytes(out_dir / f"{config.dataset}_samples.png",
+                          io.save_to_buffer(lambda f: fig.savefig(f, format="png", dpi=80)))
     plt.close(fig)
 
     T = diffusion.num_timesteps
@@ -199,7 +226,7 @@ def run(
     frames = viz.scatter_frames(traj.x_t, [f"t = {s}" for s in traj.steps], lim=3.5, reference=truth[:2000])
     viz.save_gif(frames, out_dir / f"{config.dataset}_reverse.gif", fps=10)
 
-    (out_dir / f"{config.dataset}_metrics.json").write_text(json.dumps(result, indent=2))
+    io.atomic_write_json(out_dir / f"{config.dataset}_metrics.json", result)
     result["files"] = {
         "checkpoint": str(ckpt_path),
         "samples": str(out_dir / f"{config.dataset}_samples.png"),

@@ -15,11 +15,10 @@ import copy
 import itertools
 import math
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 
 import torch
 import torch.distributed as dist
@@ -27,8 +26,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
+from . import config as config_module
+from . import io
 from .data import to_unit_range
 from .diffusion import GaussianDiffusion
+from .io import load_checkpoint  # noqa: F401  (re-exported: the trainer's checkpoints load with it)
 
 OPTIMIZERS = ("adam", "adamw")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -51,13 +53,13 @@ def enable_fast_cuda() -> None:
     torch.backends.cudnn.benchmark = True
 
 
-def config_from_dict(cls: type, values: dict[str, Any], what: str) -> Any:
-    """Build the dataclass ``cls`` from ``values``, naming unknown keys and the accepted ones."""
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown {what}(s) {sorted(unknown)}; accepted: {sorted(known)}")
-    return cls(**values)
+# Resuming may change these (they are applied to the restored optimizer and scheduler, and reported) ...
+RESUMABLE_TRAIN_FIELDS = ("steps", "lr", "betas", "weight_decay", "warmup_steps", "grad_clip", "ema_decay",
+                          "ema_warmup", "log_every")
+# ... but not these: they define the run (its batches, its random draws, its optimizer state).
+FIXED_TRAIN_FIELDS = ("batch_size", "optimizer", "seed")
+# What a training checkpoint (Trainer.save) holds at least.
+CHECKPOINT_KEYS = ("model", "ema", "optimizer", "scheduler", "step", "rng")
 
 
 @dataclass
@@ -78,7 +80,7 @@ class TrainConfig:
     log_every: int = 50
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        config_module.check_fields(self, "train")  # types first: "abc" for a float is named, not a traceback
         positive_ints = ("steps", "batch_size", "log_every")
         for name in positive_ints:
             value = getattr(self, name)
@@ -98,8 +100,8 @@ class TrainConfig:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        return config_from_dict(cls, values, "training option")
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        return config_module.from_dict(cls, values, "training option")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -324,42 +326,8 @@ class Periodic:
             self.fn(trainer)
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``.
-
-    A crash mid-write leaves the previous file intact (``os.replace`` is atomic on POSIX and Windows).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(weights_only=True)``; clear errors for a missing or corrupt file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the file is not a usable checkpoint
-        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"{path} is not a ddpm_core checkpoint (expected a dict with a 'model' entry)")
-    return ckpt
+class NonFiniteLossError(io.NonFiniteError):
+    """Training produced a NaN or infinite loss, or non-finite weights."""
 
 
 def bf16_autocast_default(device: torch.device) -> bool:
@@ -388,7 +356,11 @@ class Trainer:
         config: a :class:`TrainConfig`.
         callbacks: called after every step with the trainer (use :class:`Periodic`).
         device: where to train; defaults to the model's device.
-        extra_state: JSON-like metadata stored in checkpoints (e.g. the dataset and model config).
+        extra_state: JSON-like metadata stored in checkpoints (e.g. the dataset and model config).  It defines
+            the experiment: resuming a checkpoint whose ``extra`` differs is refused, naming each field, except
+            for the dotted keys in ``resumable_extra`` (e.g. ``"experiment.sample_every"``).
+        resumable_extra: keys of ``extra_state`` (dotted, as :func:`ddpm_core.config.flatten` names them) that
+            may change when resuming.
         conditional: pass a batch's second element to the model as ``y`` (class labels).
         amp: bf16 autocast for the forward pass (default: on for GPUs with native bf16, off elsewhere).
         channels_last: NHWC memory layout for 4-D data (default: on for CUDA).
@@ -398,8 +370,13 @@ class Trainer:
 
     No host synchronisation in the step loop: losses are summed on the device and read (one sync) every
     ``config.log_every`` steps, where a NaN/inf stops training; :meth:`save` checks the pending losses first,
-    so a checkpoint is never written from non-finite weights.  ``throughput`` is images (samples) per second
-    over the last log interval.
+    and every floating-point tensor it would hold (weights, EMA, optimizer state) is checked, so a checkpoint is
+    never written from non-finite weights.  ``throughput`` is images (samples) per second over the last log interval.
+
+    Resuming (:meth:`resume`, :meth:`load_state_dict`) honours what changed: the settings in
+    :data:`RESUMABLE_TRAIN_FIELDS` (lr, weight decay, warm-up, steps, ...) are applied to the restored optimizer and
+    scheduler and reported; the ones that define the run (:data:`FIXED_TRAIN_FIELDS`, and ``extra_state``) are
+    refused by name, with both values.
     """
 
     def __init__(
@@ -412,6 +389,7 @@ class Trainer:
         callbacks: list[Callable[["Trainer"], Any]] | None = None,
         device: str | torch.device | None = None,
         extra_state: dict[str, Any] | None = None,
+        resumable_extra: Collection[str] = (),
         conditional: bool = False,
         amp: bool | None = None,
         channels_last: bool | None = None,
@@ -441,8 +419,20 @@ class Trainer:
         if self.device.type == "cuda" and hasattr(data, "to"):
             data = data.to(self.device)  # ImageBatches: the images live on the GPU; LoaderBatches: batches go there
         self.diffusion, self.data, self.config = diffusion, data, config
+        # Checked once here instead of with a device sync in every step: the data range for the 8-bit decoder,
+        # and the labels against the network's classes.
+        images, labels = getattr(data, "images", None), getattr(data, "labels", None)
+        if isinstance(images, torch.Tensor) and diffusion.loss_type.value in ("kl", "hybrid"):
+            diffusion.check_decoder_range(images)
+        num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+        if conditional and isinstance(labels, torch.Tensor) and num_classes is not None and labels.numel():
+            lo, hi = int(labels.min()), int(labels.max())
+            if lo < 0 or hi >= num_classes:
+                raise ValueError(f"the data's labels run from {lo} to {hi}, but the network has {num_classes} classes "
+                                 f"(labels 0..{num_classes - 1})")
         self.callbacks = list(callbacks or [])
         self.extra_state = dict(extra_state or {})
+        self.resumable_extra = frozenset(resumable_extra)
         opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         # The fused kernel updates every parameter in one call (CPU and CUDA): same maths, far less overhead.
         fused = self.device.type in ("cpu", "cuda")
@@ -459,6 +449,7 @@ class Trainer:
         self.throughput = float("nan")  # samples per second over the last log interval
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_count = 0
+        self.last_run_steps = 0  # steps the last call of train() made
 
     # ----------------------------------------------------------------------- one step
     def train_step(self) -> torch.Tensor:
@@ -535,8 +526,16 @@ class Trainer:
         self._loss_count = 0
 
     def train(self, steps: int | None = None, *, progress: bool = True) -> list[tuple[int, float]]:
-        """Train until ``config.steps`` (or for ``steps`` more steps); returns the loss history."""
+        """Train until ``config.steps`` (or for ``steps`` more steps, at least 1); returns the loss history.
+
+        A trainer already at ``config.steps`` does nothing (``last_run_steps`` is then 0).
+        """
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"steps must be a positive integer (the number of steps to train), got {steps!r}")
         target = self.config.steps if steps is None else self.step + steps
+        self.last_run_steps = 0
+        if self.step >= target:
+            return self.history
         bar = tqdm(total=target, initial=self.step, disable=not progress or not self.is_main, desc="training",
                    dynamic_ncols=True)
         tic, done = time.perf_counter(), 0
@@ -544,6 +543,7 @@ class Trainer:
             while self.step < target:
                 self.train_step()
                 done += 1
+                self.last_run_steps += 1
                 if self.step % self.config.log_every == 0 or self.step == target:
                     self._log(time.perf_counter() - tic, done * self.config.batch_size)  # syncs once
                     tic, done = time.perf_counter(), 0
@@ -584,7 +584,56 @@ class Trainer:
             **({"data": self.data.state_dict()} if hasattr(self.data, "state_dict") else {}),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def resume_changes(self, state: Mapping[str, Any]) -> list[str]:
+        """Compare a checkpoint's settings with this trainer's, before anything is loaded.
+
+        Returns the changed settings that resuming will apply (``"lr: 0.0002 -> 0.0001"``); raises ``ValueError``
+        naming every setting that defines the run and differs (training settings in :data:`FIXED_TRAIN_FIELDS`,
+        and ``extra_state`` outside ``resumable_extra``), with the checkpoint's value and this run's.
+        """
+        saved_train = dict(state.get("config") or {})
+        current_train = self.config.to_dict()
+        applied, refused = [], []
+        for name in sorted(set(saved_train) & set(current_train)):
+            old, new = _plain(saved_train[name]), _plain(current_train[name])
+            if old != new:
+                (refused if name in FIXED_TRAIN_FIELDS else applied).append(f"train.{name}: {old!r} -> {new!r}")
+        saved_extra, current_extra = dict(state.get("extra") or {}), self.extra_state
+        for kind in sorted(set(saved_extra) ^ set(current_extra)):
+            where = "the checkpoint" if kind in saved_extra else "this run"
+            refused.append(f"{kind}: only {where} has it (a different kind of experiment)")
+        flat_saved = config_module.flatten({k: v for k, v in saved_extra.items() if k in current_extra})
+        flat_current = config_module.flatten({k: v for k, v in current_extra.items() if k in saved_extra})
+        for name in sorted(set(flat_saved) | set(flat_current)):
+            old, new = _plain(flat_saved.get(name, _ABSENT)), _plain(flat_current.get(name, _ABSENT))
+            if old != new:
+                (applied if name in self.resumable_extra else refused).append(f"{name}: {old!r} -> {new!r}")
+        if refused:
+            may = sorted({f"train.{n}" for n in RESUMABLE_TRAIN_FIELDS} | set(self.resumable_extra))
+            raise ValueError(
+                "cannot resume: these settings define the run and differ from the checkpoint's (checkpoint -> this "
+                "run): " + "; ".join(refused) + ". Use the checkpoint's values, or start a new run in another folder. "
+                "Settings that may change on resume: " + ", ".join(may))
+        return applied
+
+    def load_state_dict(self, state: dict[str, Any]) -> list[str]:
+        """Restore a checkpoint's state (after :meth:`resume_changes` has accepted it); returns the applied changes.
+
+        Changed settings from :data:`RESUMABLE_TRAIN_FIELDS` are applied to the restored optimizer and scheduler
+        (the checkpoint's optimizer state would otherwise bring back its old learning rate and weight decay).
+        """
+        changes = self.resume_changes(state)
+        if hasattr(self.data, "load_state_dict") and "data" not in state:
+            raise ValueError("the checkpoint has no data position (written with in-memory batches); resume it "
+                             "with the same kind of data source")
+        bad = io.non_finite_entries({k: state[k] for k in ("model", "ema", "optimizer") if k in state})
+        if bad:
+            raise io.NonFiniteError(f"the checkpoint holds NaN or infinite values (in {', '.join(bad)}); "
+                                    "it cannot be resumed")
+        mismatch = io.state_dict_mismatch(self.model.state_dict(), state["model"])
+        if mismatch:
+            raise ValueError(f"the checkpoint's network does not fit this run's ({mismatch}): it was trained with "
+                             "another architecture")
         self.model.load_state_dict(state["model"])
         self.ema.model.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -597,21 +646,63 @@ class Trainer:
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         if hasattr(self.data, "load_state_dict"):
-            if "data" not in state:
-                raise ValueError("the checkpoint has no data position (written with in-memory batches); resume it "
-                                 "with the same kind of data source")
             self.data.load_state_dict(state["data"])
+        if any(c.startswith("train.") for c in changes):
+            self._apply_optimizer_settings()
+        return changes
+
+    def _apply_optimizer_settings(self) -> None:
+        """Put this config's lr, betas, weight decay and warm-up into the restored optimizer and scheduler."""
+        cfg, warmup = self.config, _warmup_lambda(self.config.warmup_steps)
+        self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
+        self.scheduler.lr_lambdas = [warmup for _ in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group.update(initial_lr=cfg.lr, lr=cfg.lr * warmup(self.scheduler.last_epoch), betas=cfg.betas,
+                         weight_decay=cfg.weight_decay)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]  # what get_last_lr() reads
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write a checkpoint atomically (see :func:`atomic_save`), after checking the pending losses are finite."""
+        """Write a checkpoint atomically, with a checksum (:func:`ddpm_core.io.save_checkpoint`).
+
+        Refused, with the last saved checkpoint left untouched, when the pending losses or any weight, EMA weight or
+        optimizer-state value is NaN/inf (:class:`NonFiniteLossError`).
+        """
         self.pending_loss()
+        state = self.state_dict()
+        bad = io.non_finite_entries(state)  # every rank checks, so every rank stops together
+        if bad:
+            raise NonFiniteLossError(
+                f"training diverged by step {self.step}: the weights hold NaN or infinite values (in {', '.join(bad)}); "
+                "the checkpoint was not written and the last saved one is untouched (try a lower learning rate, "
+                "gradient clipping or warm-up)")
         if not self.is_main:  # one writer; the states are identical on every rank
             return Path(path)
-        return atomic_save(self.state_dict(), path)
+        return io.save_checkpoint(state, path)
 
-    def resume(self, path: str | os.PathLike) -> None:
-        """Load a checkpoint written by :meth:`save` (``weights_only=True``) and continue from its step."""
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+    def resume(self, path: str | os.PathLike, *, log: Callable[[str], Any] | None = print) -> list[str]:
+        """Load a checkpoint written by :meth:`save` (checksum verified, ``weights_only=True``) and continue from its
+        step; the changed settings it applies are logged (one line each) and returned."""
+        changes = self.load_state_dict(io.load_checkpoint(path, required=CHECKPOINT_KEYS,
+                                                          what="training checkpoint (e.g. checkpoint.pt, not ema.pt)"))
+        if log is not None and self.is_main:
+            for change in changes:
+                log(f"resume: {change} (applied)")
+        return changes
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(not set)"
+
+
+_ABSENT = _Absent()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so a config read back from JSON compares equal to the one it was written from."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def init_distributed() -> torch.device | None:

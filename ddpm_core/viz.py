@@ -8,7 +8,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.utils import make_grid
+
+from . import io
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
@@ -117,9 +120,18 @@ def _write_animation(frames: list[np.ndarray], path: Path, fmt: str, *, fps: flo
     frame_ms = int(round(1000 / fps))
     durations = [frame_ms] * (len(images) - 1) + [frame_ms * (1 + hold_last)]
     extra = {"lossless": True} if fmt == "WEBP" else {"optimize": False}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, format=fmt, save_all=True, append_images=images[1:], duration=durations, loop=0, **extra)
-    return path
+    return io.atomic_write_bytes(path, io.save_to_buffer(
+        lambda f: images[0].save(f, format=fmt, save_all=True, append_images=images[1:], duration=durations, loop=0,
+                                 **extra)))
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write a uint8 image ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` (e.g. from :func:`image_grid`) as PNG, atomically."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3)):
+        raise ValueError(f"expected a uint8 image (H, W), (H, W, 1) or (H, W, 3), got {image.dtype} {image.shape}")
+    pil = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image)
+    return io.atomic_write_bytes(path, io.save_to_buffer(lambda f: pil.save(f, format="PNG")))
 
 
 def save_gif(frames: list[np.ndarray], path: str | Path, *, fps: float = 10.0, hold_last: int = 10) -> Path:

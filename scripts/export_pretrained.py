@@ -16,11 +16,9 @@ import shlex
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from ddpm_core import metrics, pretrained, sampling
-from ddpm_core.training import atomic_save, load_checkpoint
-from ddpm_core.viz import image_grid
+from ddpm_core import io, metrics, pretrained, sampling
+from ddpm_core.viz import image_grid, save_png
 
 
 def main() -> None:
@@ -37,7 +35,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     model, diffusion = pretrained.load_model(run / "ema.pt", device=device)
-    export = load_checkpoint(run / "ema.pt")
+    export = io.load_checkpoint(run / "ema.pt")
     n = args.samples_per_class
     y = torch.arange(10).repeat_interleave(n).to(device)
     g = torch.Generator(device=device).manual_seed(args.seed)
@@ -48,11 +46,11 @@ def main() -> None:
     acc = metrics.class_accuracy(classifier, samples, y)
 
     half = {k: v.half() if v.is_floating_point() else v for k, v in export["model"].items()}
-    atomic_save({"model": half, "unet_config": export["unet_config"], "diffusion": export["diffusion"]},
-                out / f"{args.name}_ema_fp16.pt")
+    io.save_checkpoint({"model": half, "unet_config": export["unet_config"], "diffusion": export["diffusion"]},
+                       out / f"{args.name}_ema_fp16.pt")
     per_row = min(n, 10)
     grid = samples.reshape(10, n, 1, 32, 32)[:, :per_row].reshape(10 * per_row, 1, 32, 32).cpu()
-    Image.fromarray(image_grid(grid, nrow=per_row)[..., 0]).save(out / f"{args.name}_samples.png")
+    save_png(image_grid(grid, nrow=per_row), out / f"{args.name}_samples.png")
 
     summary = json.loads((run / "summary.json").read_text())
     config = json.loads((run / "config.json").read_text())
@@ -81,7 +79,7 @@ def main() -> None:
         },
         "export": f"python scripts/export_pretrained.py {shlex.quote(str(run))} --out {shlex.quote(str(out))}",
     }
-    (out / f"{args.name}_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    io.atomic_write_json(out / f"{args.name}_card.json", card)
     print(json.dumps(card, indent=2))
 
 

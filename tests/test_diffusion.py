@@ -337,7 +337,8 @@ def test_mse_loss_targets_by_mean_type():
 
 def test_kl_loss_is_the_vb_term():
     d = make(T=100, loss_type="kl")
-    x0, noise, t = torch.randn(3, 2, generator=gen(27)), torch.randn(3, 2, generator=gen(28)), torch.tensor([0, 7, 99])
+    x0 = torch.rand(3, 2, generator=gen(27)) * 2 - 1  # data in [-1, 1], as the 8-bit decoder needs
+    noise, t = torch.randn(3, 2, generator=gen(28)), torch.tensor([0, 7, 99])
     model = lambda x, tt: 0.5 * x  # noqa: E731
     losses = d.training_losses(model, x0, t, noise=noise)
     xt = d.q_sample(x0, t, noise=noise)
@@ -454,13 +455,16 @@ def test_continuous_decoder_for_real_valued_data():
     x0 = torch.tensor([[1.414, -1.414]], dtype=torch.float64)
     xt = d8.q_sample(x0, 0, generator=gen(40))
     overshoot = torch.tensor([[3.0, -3.0]], dtype=torch.float64)
-    assert float(d8.vb_terms_bpd(overshoot, x0, xt, 0)["output"]) < 1e-6
+    with pytest.raises(ValueError, match=r"needs x_0 scaled to \[-1, 1\], got values in \[-1.414, 1.414\]"):
+        d8.vb_terms_bpd(overshoot, x0, xt, 0)
+    assert float(d8.vb_terms_bpd(overshoot, x0, xt, 0, check_range=False)["output"]) < 1e-6
     assert float(dc.vb_terms_bpd(overshoot, x0, xt, 0)["output"]) > 100
     sigma = math.exp(0.5 * float(d8.posterior_log_variance_clipped[0]))
     expected = -torch.distributions.Normal(x0, sigma).log_prob(x0).mean() / math.log(2)
     assert float(dc.vb_terms_bpd(x0, x0, xt, 0)["output"]) == pytest.approx(float(expected), rel=1e-9)
     t = torch.tensor([5])
     xt5 = dc.q_sample(x0, t, generator=gen(41))
-    torch.testing.assert_close(dc.vb_terms_bpd(overshoot, x0, xt5, t)["output"], d8.vb_terms_bpd(overshoot, x0, xt5, t)["output"])
+    torch.testing.assert_close(dc.vb_terms_bpd(overshoot, x0, xt5, t)["output"],
+                               d8.vb_terms_bpd(overshoot, x0, xt5, t, check_range=False)["output"])
     with pytest.raises(ValueError, match="unknown decoder 'png'; accepted: discretized, continuous"):
         make(decoder="png")

@@ -142,7 +142,7 @@ def test_resume_with_another_experiment_is_refused(tmp_path):
     exp, tr = images.load_config(tiny_config_file(tmp_path), {"train.steps": 1}, quick=False)
     images.run(exp, tr, tmp_path / "a", device="cpu", progress=False, log=lambda *a: None)
     other, _ = images.load_config(tiny_config_file(tmp_path, timesteps=30), quick=False)
-    with pytest.raises(ValueError, match=r"differs in \['timesteps'\]"):
+    with pytest.raises(ValueError, match=r"cannot resume: .*experiment.timesteps: 20 -> 30"):
         images.run(other, tr, tmp_path / "a", device="cpu", resume=True, progress=False, log=lambda *a: None)
 
 

@@ -88,3 +88,21 @@ def test_nbval_markers_are_exact_and_give_a_reason(nb_path):
                 assert line.strip().lstrip("#").strip() in markers, f"not a marker nbval recognises: {line!r}"
                 reason = lines[i + 1] if i + 1 < len(lines) else ""
                 assert reason.strip().startswith("#") and "reason" in reason.lower(), f"no reason after {line!r}"
+
+
+def test_every_file_the_package_writes_goes_through_io():
+    """Atomic writes live in ddpm_core/io.py; no other module writes a file directly (or imports upwards into it)."""
+    direct = re.compile(r"\.write_text\(|\.write_bytes\(|torch\.save\(|np\.savez\(\s*(?!f\b)|savefig\(\s*(?!f\b)|"
+                        r"open\([^)]*[\"'][wa]b?[\"']")
+    for path in sorted((ROOT / "ddpm_core").rglob("*.py")):
+        if path.name == "io.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not direct.search(line), f"{path.relative_to(ROOT)}:{number} writes a file directly: {line.strip()}"
+
+
+def test_imports_run_downhill():
+    """io and config import nothing from the package; data does not import training (no import circle)."""
+    for low in ("io.py", "config.py"):
+        assert "from ." not in (ROOT / "ddpm_core" / low).read_text()
+    assert not re.search(r"from \.training|import training", (ROOT / "ddpm_core" / "data.py").read_text())

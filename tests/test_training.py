@@ -18,8 +18,6 @@ from ddpm_core.training import (
     SampledData,
     Trainer,
     TrainConfig,
-    atomic_save,
-    load_checkpoint,
 )
 
 SCRIPT = textwrap.dedent(
@@ -80,39 +78,6 @@ def test_checkpoint_is_weights_only_and_complete(tmp_path):
     assert set(ckpt) >= {"model", "ema", "optimizer", "scheduler", "step", "rng", "config"}
     assert ckpt["step"] == 10 and ckpt["config"]["batch_size"] == 16
     assert {"torch", "generator", "data_generator"} <= set(ckpt["rng"])
-
-
-def test_atomic_save_survives_a_crash_mid_write(tmp_path, monkeypatch):
-    path = tmp_path / "c.pt"
-    atomic_save({"model": {"w": torch.ones(3)}}, path)
-    before = path.read_bytes()
-
-    def crash(obj, f, *a, **k):
-        f.write(b"partial garbage")
-        raise KeyboardInterrupt("power cut")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_save({"model": {"w": torch.zeros(3)}}, path)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"], "no temporary file left behind"
-
-
-def test_load_checkpoint_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        load_checkpoint(tmp_path / "missing.pt")
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(b"\x00not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
-        load_checkpoint(corrupt)
-    unsafe = tmp_path / "unsafe.pt"
-    torch.save({"model": {}, "payload": TrainConfig()}, unsafe)  # an arbitrary pickled object
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
-        load_checkpoint(unsafe)
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.ones(1)}, other)
-    with pytest.raises(ValueError, match="not a ddpm_core checkpoint"):
-        load_checkpoint(other)
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):

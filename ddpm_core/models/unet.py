@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import config as config_module
 from .embeddings import TimestepEmbedding
 
 GROUPS = 32
@@ -110,12 +111,23 @@ class UNetConfig:
     class_dropout: float = 0.0  # probability of replacing a label by the null label in training
 
     def __post_init__(self) -> None:
-        self.ch_mult = tuple(self.ch_mult)
-        self.attn_resolutions = tuple(self.attn_resolutions)
+        config_module.check_fields(self, "unet")
         if self.out_channels is None:
             self.out_channels = self.in_channels
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels!r}")
+        if self.out_channels < 1:
+            raise ValueError(f"out_channels must be a positive integer, got {self.out_channels!r}")
+        if self.ch < 1:
+            raise ValueError(f"ch (the base channel count) must be a positive integer, got {self.ch!r}")
+        if not self.ch_mult or any(m < 1 for m in self.ch_mult):
+            raise ValueError(f"ch_mult must be a non-empty list of positive integers (one per resolution level), "
+                             f"got {list(self.ch_mult)!r}")
+        if self.num_res_blocks < 1:
+            raise ValueError(f"num_res_blocks must be at least 1, got {self.num_res_blocks!r}")
+        if self.resolution < 1 or any(r < 1 for r in self.attn_resolutions):
+            raise ValueError(f"resolution and attn_resolutions must be positive, got {self.resolution!r} and "
+                             f"{list(self.attn_resolutions)!r}")
         factor = 2 ** (len(self.ch_mult) - 1)
         if self.resolution % factor:
             raise ValueError(
@@ -228,8 +240,13 @@ class UNet(nn.Module):
         if y is not None:
             if self.label_embed is None:
                 raise ValueError("labels given to an unconditional UNet (num_classes=None)")
-            if y.shape != (x.shape[0],) or y.is_floating_point():
+            if y.shape != (x.shape[0],) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
                 raise ValueError(f"labels must be integers of shape ({x.shape[0]},), got {tuple(y.shape)} {y.dtype}")
+            # Checked where it costs no device sync (CPU labels); samplers and the trainer check the rest up front.
+            if (y.device.type == "cpu" and y.numel() and not torch.compiler.is_compiling()
+                    and (int(y.min()) < 0 or int(y.max()) > c.num_classes)):
+                raise ValueError(f"labels must lie in 0..{c.num_classes - 1} (or {c.num_classes}, the null label), "
+                                 f"got values from {int(y.min())} to {int(y.max())}")
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         self._check_input(x, t, y)
