@@ -23,6 +23,7 @@ import io as _io
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import time
@@ -270,9 +271,7 @@ def load_checkpoint(
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the file is not usable
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path} cannot be read: the file is damaged or not a checkpoint "
-                              f"({type(err).__name__}: {reason[:200]})") from err
+        raise CheckpointError(f"{path} cannot be read: {_load_failure(err)}") from err
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} is not a ddpm_core checkpoint (it holds a {type(ckpt).__name__}, not a dict): "
                               "the file is damaged or of another kind")
@@ -303,6 +302,20 @@ def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, Any]
              f"{len(unexpected)} unexpected, e.g. {unexpected[0]}" if unexpected else "",
              f"{len(wrong)} of another shape, e.g. {wrong[0]}" if wrong else ""]
     return "; ".join(p for p in parts if p)
+
+
+def _load_failure(err: Exception) -> str:
+    """torch.load's failure in one clause (its weights-only message is long and about something else)."""
+    text = str(err)
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsafe:
+        return (f"it holds a Python object ({unsafe.group(1)}) that a safe, weights-only load refuses; ddpm_core "
+                "checkpoints hold only tensors and plain values")
+    if isinstance(err, EOFError) or "EOF" in text or "failed finding central directory" in text:
+        return "the file is damaged (empty or cut short) or not a checkpoint"
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
+    reason = (detail.group(1) if detail else (text.splitlines() or [type(err).__name__])[0]).strip()
+    return f"the file is damaged or not a checkpoint ({type(err).__name__}: {reason[:160]})"
 
 
 def tensor_bytes(state: dict[str, torch.Tensor]) -> int:

@@ -85,19 +85,21 @@ class TrainConfig:
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+            raise ValueError(f"train.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+            raise ValueError(f"train.lr must be a positive number, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; accepted: {', '.join(OPTIMIZERS)}")
         if not (0.0 <= self.ema_decay < 1.0):
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+            raise ValueError(f"train.ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
+            raise ValueError(f"train.grad_clip must be a positive number or null (no clipping), got {self.grad_clip!r}")
+        if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
+            raise ValueError(f"train.weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
@@ -599,9 +601,12 @@ class Trainer:
             if old != new:
                 (refused if name in FIXED_TRAIN_FIELDS else applied).append(f"train.{name}: {old!r} -> {new!r}")
         saved_extra, current_extra = dict(state.get("extra") or {}), self.extra_state
-        for kind in sorted(set(saved_extra) ^ set(current_extra)):
-            where = "the checkpoint" if kind in saved_extra else "this run"
-            refused.append(f"{kind}: only {where} has it (a different kind of experiment)")
+        if set(saved_extra) != set(current_extra):
+            raise ValueError(
+                "cannot resume: the checkpoint is from another kind of experiment (it describes "
+                f"{', '.join(sorted(saved_extra)) or 'nothing'}; this run describes "
+                f"{', '.join(sorted(current_extra)) or 'nothing'}): a toy checkpoint resumes with train-toy, an image "
+                "checkpoint (checkpoint.pt) with train")
         flat_saved = config_module.flatten({k: v for k, v in saved_extra.items() if k in current_extra})
         flat_current = config_module.flatten({k: v for k, v in current_extra.items() if k in saved_extra})
         for name in sorted(set(flat_saved) | set(flat_current)):

@@ -157,7 +157,7 @@ def test_set_type_errors_through_the_command_line(capsys):
     (["--lr", "-1"], "lr must be a positive number, got -1.0"),
     (["--beta-start", "0.3", "--beta-end", "0.1"], "beta_start must be below beta_end"),
     (["--beta-schedule", "jsd"], "ends with alphas_cumprod = 0"),
-    (["--grad-clip", "-2"], "grad_clip must be positive or None"),
+    (["--grad-clip", "-2"], "train.grad_clip must be a positive number or null (no clipping), got -2.0"),
     (["--ema-decay", "1.5"], "ema_decay must lie in [0, 1)"),
 ])
 def test_train_toy_values_are_one_line_errors(tmp_path, capsys, argv_tail, message):

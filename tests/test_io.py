@@ -176,7 +176,7 @@ def test_no_byte_flip_anywhere_loads_silently_changed_content(tmp_path):
         try:
             loaded = io.load_checkpoint(path)
         except io.CheckpointError as err:
-            assert "damaged" in str(err)
+            assert "damaged" in str(err) or "Python object" in str(err), str(err)
             outcomes["damaged"] += 1
             continue
         # a flip in bytes the loader never reads (zip padding, CRCs) may load: then nothing may have changed

@@ -95,7 +95,8 @@ def test_another_experiment_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"toy.timesteps: 50 -> 30"):
         other.resume(path)
     other.extra_state = {"experiment": {"timesteps": 50}}
-    with pytest.raises(ValueError, match=r"experiment: only this run has it.*toy: only the checkpoint has it"):
+    with pytest.raises(ValueError, match=r"cannot resume: the checkpoint is from another kind of experiment \(it "
+                                         r"describes toy; this run describes experiment\)"):
         other.resume(path)
 
 

@@ -167,7 +167,7 @@ def unet_config(name: str, **overrides) -> UNetConfig:
     """A named configuration (``ddpm_cifar10``, ``ddpm_celeba64``, ``mnist_cpu``, ``mnist_gpu``) with overrides."""
     if name not in CONFIGS:
         raise ValueError(f"unknown UNet configuration {name!r}; accepted: {', '.join(CONFIGS)}")
-    return UNetConfig(**{**CONFIGS[name], **overrides})
+    return config_module.from_dict(UNetConfig, {**CONFIGS[name], **overrides}, "UNet option")
 
 
 class UNet(nn.Module):
