@@ -505,13 +505,14 @@ class GaussianDiffusion:
         for t = 0: the decoder NLL :math:`L_0 = -\log p_\theta(x_0 \mid x_1)` with the
         discretized Gaussian of eq. (13).  Returns ``output`` (the term) and ``pred_xstart``.
 
-        With the discretized decoder, ``x_start`` must be 8-bit data scaled to [-1, 1] (:meth:`check_decoder_range`;
-        ``check_range=False`` skips that check, which reads the data once: the trainer checks its data up front).
+        With the discretized decoder, the ``x_start`` of the t = 0 terms must be 8-bit data scaled to [-1, 1]
+        (:meth:`check_decoder_range`; ``check_range=False`` skips that check, which reads the data once: the trainer
+        checks its data up front).
         """
         t = self.check_timesteps(t, x_t)
         self._check_same_shape(x_start, x_t, "x_start", "x_t")
-        if check_range:
-            self.check_decoder_range(x_start)
+        if check_range and self.decoder == "discretized" and bool((t == 0).any()):
+            self.check_decoder_range(x_start[t == 0])  # only L_0 (code t = 0) reads x_0 as 8-bit pixels
         true_mean, _, true_log_variance = self.q_posterior_mean_variance(x_start, x_t, t)
         out = self.p_mean_variance(model_output, x_t, t, clip_denoised=clip_denoised)
         kl = mean_flat(normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"])) / math.log(2.0)
