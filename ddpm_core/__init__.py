@@ -18,6 +18,7 @@ The modules follow the order the course meets them::
     images     image experiments from config files                    (lessons 07-08)
     pretrained the shipped MNIST model and loading exported weights
     metrics    toy-distribution metrics, the MNIST classifier
+    evaluation FID, KID, IS, precision/recall, density/coverage, memorisation, bits/dim  (lesson 11)
     viz        image grids, scatter plots, GIF/WebP animations
 """
 

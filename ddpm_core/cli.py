@@ -6,6 +6,9 @@ Commands:
                 write checkpoints, EMA weights and sample grids (config precedence: see ddpm_core.images)
     sample      draw N images from a trained model (ancestral, DDIM, respaced, guided) into an .npz or PNG folder,
                 optionally with a GIF/WebP of a grid being denoised
+    evaluate    FID, KID, Inception score, precision/recall, density/coverage and memorisation of samples
+                against a reference split, on the MNIST classifier's or Inception-v3's features (one JSON line)
+    bpd         bits/dim of a model on held-out images (the negative ELBO) with its terms
 """
 
 from __future__ import annotations
@@ -128,7 +131,148 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_train_parser(commands)
     _add_sample_parser(commands)
+    _add_evaluate_parsers(commands)
     return parser
+
+
+def _add_model_source(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint PATH`` or ``--pretrained mnist``: the model a command loads."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="ema.pt or checkpoint.pt written by `train`, or an exported model")
+    src.add_argument("--pretrained", choices=["mnist"], help="the shipped pretrained model")
+
+
+def _load_model_source(args: argparse.Namespace, device: torch.device):
+    from . import pretrained
+
+    if args.checkpoint:
+        return pretrained.load_model(args.checkpoint, device=device)
+    return pretrained.load_mnist(device=device)
+
+
+def _add_evaluate_parsers(commands) -> None:
+    from .evaluation import FEATURES, METRICS, REFERENCES
+
+    p = commands.add_parser(
+        "evaluate", help="FID, KID, IS, precision/recall, density/coverage, memorisation of samples",
+        description="Measure samples against a reference split. Prints one JSON line (and writes it to --out). "
+                    "With --features classifier the scores are FID_clf/KID_clf on the shipped MNIST classifier's "
+                    "features, not comparable with the papers' Inception FID.")
+    p.add_argument("--samples", help="an .npz (uint8 'arr_0', as `sample` writes) or a folder of PNG files")
+    p.add_argument("--reference", default="mnist-test", help=f"{' | '.join(REFERENCES)} | an .npz file or PNG folder")
+    p.add_argument("--features", choices=FEATURES, default="classifier")
+    p.add_argument("--metrics", default="fid,kid,pr,dc", help=f"comma-separated, from {','.join(METRICS)}")
+    p.add_argument("--train-reference", default=None,
+                   help="the model's training images, for --metrics memorisation (default: the reference's train "
+                        "split, e.g. mnist-train for mnist-test)")
+    p.add_argument("--n", type=_positive_int, default=None, help="use only the first N samples")
+    p.add_argument("--kid-subset-size", type=_int_at_least(2, "an integer >= 2"), default=None,
+                   help="KID subset size (default 1000, or the smaller set's size)")
+    p.add_argument("--inception-weights", default=None, help="a local Inception-v3 weights file (torch-fidelity's "
+                                                               "weights-inception-2015-12-05-6726825d.pth)")
+    p.add_argument("--download-inception", action="store_true",
+                   help="only download the Inception-v3 weights into <data>/inception/ and exit")
+    p.add_argument("--download", action="store_true", help="download a missing reference split (CIFAR-10)")
+    p.add_argument("--batch-size", type=_positive_int, default=250)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    p.add_argument("--no-progress", action="store_true")
+
+    b = commands.add_parser("bpd", help="bits/dim on held-out images, with its terms",
+                            description="The negative ELBO in bits/dim of a model on held-out images (the paper's "
+                                        "NLL), with the prior, decoder and diffusion terms.")
+    _add_model_source(b)
+    b.add_argument("--dataset", choices=data_module.IMAGE_DATASETS, default=None,
+                   help="the images (default: the dataset the model was trained on)")
+    b.add_argument("--split", choices=["test", "train"], default="test")
+    b.add_argument("--n", type=_positive_int, default=100, help="number of images (default 100)")
+    b.add_argument("--timesteps-subset", type=_positive_int, default=None,
+                   help="estimate the sum over t from K timesteps (unbiased) instead of all T network calls")
+    b.add_argument("--batch-size", type=_positive_int, default=100)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--device", default="auto")
+    b.add_argument("--out", default=None, help="also write the JSON to this file")
+    b.add_argument("--no-progress", action="store_true")
+
+
+def _train_split_of(reference: str) -> str:
+    if reference.endswith("-test"):
+        return reference[: -len("-test")] + "-train"
+    if reference.endswith("-train"):
+        return reference
+    raise ValueError("--metrics memorisation needs --train-reference (the model's training images) for a file "
+                     "reference")
+
+
+def evaluate_samples(args: argparse.Namespace) -> int:
+    from . import evaluation
+
+    if args.download_inception:
+        print(f"Inception-v3 weights: {evaluation.inception_weights(args.inception_weights, download=True)}")
+        return 0
+    if not args.samples:
+        raise ValueError("--samples is required (an .npz file or a folder of PNG files)")
+    metrics = evaluation._parse_metrics(args.metrics)
+    if args.out:
+        io.check_output_file(args.out, "--out", suffixes=(".json",))
+    samples = evaluation.load_images(args.samples)
+    if args.n is not None:
+        if args.n > len(samples):
+            raise ValueError(f"--n {args.n}: {args.samples} holds only {len(samples)} images")
+        samples = samples[: args.n]
+    reference = evaluation.load_reference(args.reference, download=args.download, verbose=False)
+    train = None
+    if "memorisation" in metrics:
+        train = evaluation.load_reference(args.train_reference or _train_split_of(args.reference),
+                                          download=args.download, verbose=False).images
+    extractor = None
+    if any(m in metrics for m in ("fid", "kid", "is", "pr", "dc")):
+        evaluation.match_to_reference(evaluation.to_uint8(samples), reference.images)  # before loading weights
+        extractor = evaluation.feature_extractor(args.features, inception_weights_path=args.inception_weights)
+    device = pick_device(args.device)
+    result = evaluation.evaluate(
+        samples, reference, features=args.features, metrics=metrics, extractor=extractor, train=train,
+        kid_subset_size=args.kid_subset_size, device=device, batch_size=args.batch_size,
+        progress=not args.no_progress, cache_dir=data_module.default_data_dir() / "eval_cache")
+    line = json.dumps(result)
+    print(line)
+    if args.out:
+        io.atomic_write_text(args.out, line + "\n")
+    return 0
+
+
+def bits_per_dim(args: argparse.Namespace) -> int:
+    from . import evaluation, pretrained
+
+    if args.out:
+        io.check_output_file(args.out, "--out", suffixes=(".json",))
+    device = pick_device(args.device)
+    model, diffusion = _load_model_source(args, device)
+    cfg = model.config
+    if args.timesteps_subset is not None and args.timesteps_subset > diffusion.num_timesteps - 1:
+        raise ValueError(f"--timesteps-subset {args.timesteps_subset}: this model has T = {diffusion.num_timesteps}; "
+                         f"give at most {diffusion.num_timesteps - 1}")
+    dataset = args.dataset or (pretrained.dataset_of(args.checkpoint) if args.checkpoint else "mnist")
+    if dataset is None:
+        raise ValueError(f"{args.checkpoint} does not record the dataset it was trained on: pass --dataset")
+    ds = data_module.load_image_dataset(dataset, train=args.split == "train", download=False, verbose=False)
+    if ds.images.shape[1:] != (cfg.in_channels, cfg.resolution, cfg.resolution):
+        raise ValueError(f"the {dataset} {args.split} images are {tuple(ds.images.shape[1:])}, the model takes "
+                         f"{(cfg.in_channels, cfg.resolution, cfg.resolution)}")
+    n = min(args.n, len(ds))
+    kwargs = {}
+    if cfg.num_classes is not None:
+        kwargs["y"] = ds.labels[:n]
+    result = evaluation.bits_per_dim(model, diffusion, ds.images[:n], timesteps_subset=args.timesteps_subset,
+                                     batch_size=args.batch_size, model_kwargs=kwargs, seed=args.seed, device=device,
+                                     progress=not args.no_progress)
+    result = {"dataset": dataset, "split": args.split,
+              **{k: v for k, v in result.items() if k not in ("terms", "timesteps")}}
+    line = json.dumps(result)
+    print(line)
+    if args.out:
+        io.atomic_write_text(args.out, line + "\n")
+    return 0
 
 
 def _add_sample_parser(commands) -> None:
@@ -139,9 +283,7 @@ def _add_sample_parser(commands) -> None:
     p = commands.add_parser("sample", help="draw images from a trained model",
                             description="Draw N images from a trained model into an .npz (uint8 NHWC under "
                                         "'arr_0', labels under 'labels') or a folder of PNG files.")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="ema.pt or checkpoint.pt written by `train`, or an exported model")
-    src.add_argument("--pretrained", choices=["mnist"], help="the shipped pretrained model")
+    _add_model_source(p)
     p.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--sampler", choices=SAMPLERS, default="ddpm", help="ancestral (ddpm) or ddim")
@@ -180,7 +322,6 @@ def _check_sample_outputs(args: argparse.Namespace, need_bytes: int | None = Non
 def sample_images(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import pretrained
     from .viz import save_animation, save_png
 
     for name in ("eta", "guidance_scale"):
@@ -192,10 +333,7 @@ def sample_images(args: argparse.Namespace) -> int:
     _check_sample_outputs(args)  # before any work: a bad path fails now, not after sampling
     device = pick_device(args.device)
     _setup_device(device, args.threads)
-    if args.checkpoint:
-        model, diffusion = pretrained.load_model(args.checkpoint, device=device)
-    else:
-        model, diffusion = pretrained.load_mnist(device=device)
+    model, diffusion = _load_model_source(args, device)
     cfg = model.config
     classes = cfg.num_classes
     if args.label is not None and (classes is None or not 0 <= args.label < classes):
@@ -360,6 +498,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return train_images(args)
         if args.command == "sample":
             return sample_images(args)
+        if args.command == "evaluate":
+            return evaluate_samples(args)
+        if args.command == "bpd":
+            return bits_per_dim(args)
     except (ValueError, TypeError, FileNotFoundError) as err:  # bad input: found before any work
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return 2

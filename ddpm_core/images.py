@@ -20,7 +20,7 @@ JSON file with the same layout::
 
 A run writes into its output folder: ``checkpoint.pt`` (everything needed to resume exactly, written
 atomically), ``ema.pt`` (the EMA weights with the network and diffusion description, loadable by
-:func:`ddpm_core.pretrained.load_model`), ``config.json`` (the resolved config), ``history.json`` (losses)
+:func:`ddpm_core.pretrained.load_model`), ``config.json`` (the resolved config), ``history.json`` (``{"loss": [[step, loss], ...], "eval": [{"step", "fid", "kid", ...}, ...]}``)
 ``grids/step_NNNNNNN.png`` (EMA sample grids drawn from the same noise every time) and ``summary.json``
 (steps, wall time, images/s, device).
 """
@@ -51,7 +51,9 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("experiment", "train")
 LOADERS = ("memory", "workers")
 # Experiment settings a resumed run may change (how often it samples and saves, how it is run); the rest define it.
-RESUMABLE_EXPERIMENT_FIELDS = ("sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile", "num_workers")
+RESUMABLE_EXPERIMENT_FIELDS = ("sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile", "num_workers",
+                               "eval_every", "eval_samples", "eval_features", "eval_steps", "inception_weights")
+EVAL_FEATURES = ("auto", "classifier", "inception")
 
 
 @dataclass
@@ -86,6 +88,12 @@ class ImageConfig:
                                          # "workers": a DataLoader with worker processes, pinned memory and a
                                          # DistributedSampler (data that do not fit on the GPU)
     num_workers: int = 4                 # DataLoader worker processes (loader "workers")
+    eval_every: int = 0                  # FID and KID of the EMA model every N steps into history.json (0: never)
+    eval_samples: int = 1000             # samples per evaluation (the papers use 50,000; FID is biased up at small N)
+    eval_features: str = "auto"          # "classifier" (FID_clf, digits only), "inception", or "auto" (MNIST:
+                                         # classifier, else inception); see ddpm_core.evaluation
+    eval_steps: int | None = None        # reverse steps for evaluation samples: None = all T, else respaced DDPM
+    inception_weights: str | None = None # a local Inception-v3 weights file (default <data>/inception/, downloaded)
 
     def __post_init__(self) -> None:
         config_module.check_fields(self, "experiment")
@@ -116,6 +124,17 @@ class ImageConfig:
             raise ValueError(f"unknown loader {self.loader!r}; accepted: {', '.join(LOADERS)}")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be an integer >= 0, got {self.eval_every!r}")
+        if isinstance(self.eval_samples, bool) or not isinstance(self.eval_samples, int) or self.eval_samples < 10:
+            raise ValueError(f"eval_samples must be an integer >= 10, got {self.eval_samples!r}")
+        if self.eval_features not in EVAL_FEATURES:
+            raise ValueError(f"unknown eval_features {self.eval_features!r}; accepted: {', '.join(EVAL_FEATURES)}")
+        if self.eval_feature_kind() == "classifier" and info.channels != 1:
+            raise ValueError(f"eval_features 'classifier' (the MNIST classifier) needs grey digits, not {self.dataset!r}; "
+                             "use 'inception'")
+        if self.eval_steps is not None and not 1 <= self.eval_steps <= self.timesteps:
+            raise ValueError(f"eval_steps must lie in [1, timesteps={self.timesteps}] or be null, got {self.eval_steps!r}")
         if self.data_limit is not None and self.data_limit < 1:
             raise ValueError(f"data_limit must be a positive integer or null, got {self.data_limit!r}")
         try:  # the network and the diffusion are checked now, before any data are loaded or steps are run
@@ -123,6 +142,12 @@ class ImageConfig:
         except (TypeError, ValueError) as err:
             raise type(err)(f"experiment.unet / unet_overrides: {err}") from None
         self.diffusion()
+
+    def eval_feature_kind(self) -> str:
+        """``eval_features`` with ``"auto"`` resolved: the MNIST classifier for digits, Inception-v3 otherwise."""
+        if self.eval_features != "auto":
+            return self.eval_features
+        return "classifier" if self.dataset == "mnist" else "inception"
 
     @property
     def info(self) -> data_module.ImageDatasetInfo:
@@ -374,10 +399,25 @@ def run(
         if not tr.is_main:
             return
         export_ema(tr, out / "ema.pt")
-        io.atomic_write_json(out / "history.json", tr.history, indent=None)
+        io.atomic_write_json(out / "history.json", {"loss": tr.history, "eval": tr.eval_history}, indent=None)
 
     callbacks = [Periodic(config.checkpoint_every or train_config.steps, save_checkpoint),
                  Periodic(config.sample_every or train_config.steps, save_grid)]
+    if config.eval_every:  # before the trainer is built: missing Inception weights fail before any step
+        dataset = dataset if dataset is not None else load_data(config)
+        tracker = make_tracker(config, dataset, device, log)
+
+        def evaluate(tr: Trainer) -> None:
+            if not tr.is_main:
+                return
+            scores = evaluate_model(tr.ema.model, tr.diffusion, config, tracker, device=tr.device)
+            tr.eval_history.append({"step": tr.step, **scores})
+            label = "FID_clf" if config.eval_feature_kind() == "classifier" else "FID"
+            log(f"step {tr.step}: {label} {scores['fid']:.4g}, KID {scores['kid']:.3g} +- {scores['kid_std']:.2g} "
+                f"({config.eval_samples} EMA samples)")
+
+        # Evaluation runs before the checkpoint callback, so a checkpoint holds the scores of its own step.
+        callbacks.insert(0, Periodic(config.eval_every, evaluate))
     trainer = make_trainer(config, train_config, dataset=dataset, device=device, callbacks=callbacks)
     io.check_output_dir(out, "output folder", need_bytes=checkpoint_bytes(trainer))
     if trainer.is_main:
@@ -407,10 +447,40 @@ def run(
                    "wall_time_s": round(time.perf_counter() - tic, 1), "images_per_s": round(trainer.throughput, 1),
                    "final_loss": trainer.last_loss, "processes": trainer.world_size,
                    "data_source": trainer.extra_state.get("data_source"),
+                   "eval": trainer.eval_history[-1] if trainer.eval_history else None,
                    "device": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
                    else str(trainer.device), "torch": torch.__version__}
         io.atomic_write_json(out / "summary.json", summary)
     return trainer
+
+
+def make_tracker(config: ImageConfig, dataset: data_module.LabeledImages, device: Any, log: Any = print):
+    """The FID/KID tracker of training-time evaluation: the training images' features, computed once (cached in
+    ``<data>/eval_cache``), against which every evaluation's EMA samples are scored."""
+    from . import evaluation
+
+    kind = config.eval_feature_kind()
+    name = f"{config.dataset}-train-{dataset.source}-{len(dataset)}"
+    log(f"evaluation every {config.eval_every} steps: {'FID_clf/KID on the MNIST classifier' if kind == 'classifier' else 'FID/KID on Inception-v3'}"
+        f"'s features, {config.eval_samples} EMA samples against the {len(dataset):,} training images")
+    return evaluation.FIDTracker(dataset.images, features=kind, inception_weights_path=config.inception_weights,
+                                 device=device or "cpu", cache_dir=data_module.default_data_dir() / "eval_cache",
+                                 reference_name=name)
+
+
+@torch.no_grad()
+def evaluate_model(model: torch.nn.Module, diffusion: GaussianDiffusion, config: ImageConfig, tracker: Any, *,
+                   device: Any = None, seed: int = 0) -> dict[str, float]:
+    """FID/KID of ``config.eval_samples`` samples of ``model`` (the same seeded noise every time, labels in turn
+    for a conditional model), drawn with ``config.eval_steps`` reverse steps."""
+    was_training = model.training
+    model.eval()
+    try:
+        x = generate(model, diffusion, config.eval_samples, labels=grid_labels(config, config.eval_samples), seed=seed,
+                     device=device, progress=False, steps=config.eval_steps)
+    finally:
+        model.train(was_training)
+    return tracker.score(x)
 
 
 # --------------------------------------------------------------------------- sampling many images

@@ -255,13 +255,14 @@ def load_checkpoint(
     *,
     required: tuple[str, ...] = ("model",),
     what: str = "ddpm_core checkpoint",
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Load a checkpoint with ``torch.load(weights_only=True)`` and verify its checksum.
 
     Raises ``FileNotFoundError`` for a missing file and :class:`CheckpointError` (a ``ValueError``) for a file
     that does not load, whose checksum does not match ("the file is damaged"), or that lacks a ``required``
     entry (``what`` names the kind of file expected).  A file without a checksum (written by an older version) loads with a one-line
-    :class:`ChecksumMissingWarning`.  Tensors are verified on the CPU, then moved to ``map_location``.
+    :class:`ChecksumMissingWarning` (``quiet``: none, for files of other projects, which never carry one).  Tensors are verified on the CPU, then moved to ``map_location``.
     """
     path = Path(path)
     if path.is_dir():
@@ -277,8 +278,9 @@ def load_checkpoint(
                               "the file is damaged or of another kind")
     stored = ckpt.pop(CHECKSUM_KEY, None)
     if stored is None and FORMAT_KEY not in ckpt:
-        warnings.warn(f"{path.name} has no checksum (written by an older version of ddpm_core); loaded without "
-                      "an integrity check", ChecksumMissingWarning, stacklevel=2)
+        if not quiet:
+            warnings.warn(f"{path.name} has no checksum (written by an older version of ddpm_core); loaded "
+                          "without an integrity check", ChecksumMissingWarning, stacklevel=2)
     elif stored != checksum(ckpt):
         raise CheckpointError(f"{path}: checksum mismatch: the file is damaged (its content changed after it was "
                               "written); use another copy or an earlier checkpoint")

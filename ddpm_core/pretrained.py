@@ -67,6 +67,12 @@ def load_model(
     return model.to(device).eval(), diffusion_from_dict(meta["diffusion"])
 
 
+def dataset_of(path: str | os.PathLike) -> str | None:
+    """The dataset a checkpoint or export was trained on (its ``experiment`` record), or None if it has none."""
+    ckpt = io.load_checkpoint(path)
+    experiment = ckpt.get("extra", ckpt).get("experiment") or {}
+    return experiment.get("dataset") if isinstance(experiment, dict) else None
+
 
 def load_mnist(device: str | torch.device = "cpu") -> tuple[UNet, GaussianDiffusion]:
     """The shipped class-conditional MNIST model (32x32, labels 0-9, null label 10); see data/pretrained/README.md."""

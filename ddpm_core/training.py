@@ -447,6 +447,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.step = 0
         self.history: list[tuple[int, float]] = []  # (step, mean loss over the last log interval)
+        self.eval_history: list[dict[str, float]] = []  # {"step": ..., "fid": ..., ...} from evaluation callbacks
         self.last_loss = float("nan")
         self.throughput = float("nan")  # samples per second over the last log interval
         self._loss_sum = torch.zeros((), device=self.device)
@@ -549,8 +550,10 @@ class Trainer:
                 if self.step % self.config.log_every == 0 or self.step == target:
                     self._log(time.perf_counter() - tic, done * self.config.batch_size)  # syncs once
                     tic, done = time.perf_counter(), 0
+                    latest = {k: f"{v:.3g}" for k, v in (self.eval_history[-1] if self.eval_history else {}).items()
+                              if k in ("fid", "kid")}
                     bar.set_postfix(loss=f"{self.last_loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
-                                    img_s=f"{self.throughput:.0f}")
+                                    img_s=f"{self.throughput:.0f}", **latest)
                 bar.update(1)
                 for callback in self.callbacks:
                     callback(self)
@@ -580,6 +583,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "history": [list(h) for h in self.history],
+            "eval_history": [dict(e) for e in self.eval_history],
             "rng": rng,
             "config": self.config.to_dict(),
             "extra": self.extra_state,
@@ -645,6 +649,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
         self.history = [(int(s), float(l)) for s, l in state.get("history", [])]
+        self.eval_history = [dict(e) for e in state.get("eval_history", [])]
         torch.set_rng_state(state["rng"]["torch"])
         self.data_generator.set_state(state["rng"]["data_generator"])
         self.generator.set_state(state["rng"]["generator"])

@@ -31,7 +31,8 @@ LESSONS = [
     ("07_mnist", "Training on MNIST", "Algorithm 1 on images: configs, EMA, warm-up, clipping, checkpoints and exact resume; sample grids, a denoising GIF; the pretrained model", "CPU / GPU"),
     ("08_cifar10_gpu", "The CIFAR-10 recipe on a GPU", "the paper's recipe, throughput and projected time, bf16 and torch.compile, resume, many GPUs (quick: generated shapes on a CPU)", "GPU"),
     ("09_sampling_and_gifs", "Faster sampling", "respacing, DDIM and eta, quality vs steps, denoising and predicted-x0 GIFs, interpolation, the sample command", "CPU"),
-    ("10_guidance", "Classifier-free guidance", "class conditioning, the null label, the guidance formula, the guidance-scale sweep and what too much does", "CPU"),
+    ("10_guidance", "Classifier-free guidance", "class conditioning, the null label, the guidance formula, the guidance-scale sweep measured (FID_clf, precision/recall) and what too much does", "CPU"),
+    ("11_evaluation", "Measuring sample quality", "FID and KID derived and implemented, measurement floors and FID's bias with N, precision/recall and density/coverage, bits/dim on held-out digits with its terms, memorisation, the papers' CIFAR-10 protocol", "CPU / GPU"),
 ]
 
 

@@ -220,7 +220,7 @@ def test_history_and_summary_are_complete_json(tmp_path):
     exp, tr = images.load_config(tiny_config_file(tmp_path), {"train.steps": 2, "train.log_every": 1}, quick=False)
     images.run(exp, tr, tmp_path / "run", device="cpu", progress=False, log=lambda *a: None)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert [h[0] for h in history] == [1, 2]
+    assert [h[0] for h in history["loss"]] == [1, 2] and history["eval"] == []
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
     assert not list((tmp_path / "run").rglob("*.tmp"))
 
