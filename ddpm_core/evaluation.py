@@ -125,7 +125,8 @@ def load_images(path: str | os.PathLike, what: str = "--samples") -> torch.Tenso
                 raise ValueError(f"{what} {path}: the .npz has no 'arr_0' or 'images' array (it has {f.files})")
             x = f[key]
     else:
-        raise ValueError(f"{what} {path}: accepted are an .npz file or a folder of PNG files, not {path.suffix!r}")
+        raise ValueError(f"{what} {path}: accepted are an .npz file or a folder of PNG files, not "
+                         f"{'a ' + repr(path.suffix) + ' file' if path.suffix else 'a file without a suffix'}")
     if x.ndim != 4:
         raise ValueError(f"{what} {path}: expected 4-d images (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
     if x.dtype != np.uint8:

@@ -36,6 +36,11 @@ toyck, imgck, ema = tmp / "toyrun" / "gaussian8.pt", tmp / "imgrun" / "checkpoin
 raw = torch.load(pretrained.PRETRAINED_DIR / pretrained.MNIST_MODEL, weights_only=True)
 raw["model"]["conv_out.weight"] = raw["model"]["conv_out.weight"].clone().fill_(float("nan"))
 raw.pop("checksum"); raw.pop("format"); torch.save(raw, nanck := tmp / "nan.pt")
+import numpy as np
+np.savez(rgb_npz := tmp / "rgb.npz", arr_0=np.zeros((20, 32, 32, 3), np.uint8))
+np.savez(float_npz := tmp / "float.npz", arr_0=np.zeros((20, 32, 32, 1), np.float32))
+np.savez(few_npz := tmp / "few.npz", arr_0=np.zeros((3, 28, 28, 1), np.uint8))
+os.environ["DDPM_DATA_DIR"] = str(tmp / "data")  # no Inception weights and no CIFAR-10 there
 flip = bytearray(ema.read_bytes()); flip[len(flip) // 2] ^= 0xFF; (flipped := tmp / "flipped.pt").write_bytes(bytes(flip))
 
 TOY = ["train-toy", "--timesteps", "10", "--hidden", "8", "--depth", "1", "--samples", "100", "--no-progress",
@@ -104,6 +109,29 @@ cli_cases = {
   "sample ddpm eta 0.5": SA + ["--sampler", "ddpm", "--eta", "0.5"],
   "sample guidance on uncond": ["sample", "--checkpoint", str(ema), "--n", "2", "--steps", "2", "--device", "cpu",
                                 "--guidance-scale", "2", "--label", "1", "--out", str(tmp / "u.npz")],
+  # evaluation (issue 11)
+  "evaluate no --samples": ["evaluate", "--no-progress"],
+  "evaluate --samples missing": ["evaluate", "--samples", str(tmp / "no.npz")],
+  "evaluate --samples a .txt": ["evaluate", "--samples", str(a_file)],
+  "evaluate rgb vs mnist": ["evaluate", "--samples", str(rgb_npz), "--no-progress", "--device", "cpu"],
+  "evaluate float npz": ["evaluate", "--samples", str(float_npz), "--no-progress", "--device", "cpu"],
+  "evaluate 3 samples pr": ["evaluate", "--samples", str(few_npz), "--metrics", "pr", "--no-progress", "--device", "cpu"],
+  "evaluate kid subset > n": ["evaluate", "--samples", str(few_npz), "--metrics", "kid", "--kid-subset-size", "10",
+                              "--no-progress", "--device", "cpu"],
+  "evaluate --metrics psnr": ["evaluate", "--samples", str(few_npz), "--metrics", "psnr"],
+  "evaluate --features vgg": ["evaluate", "--samples", str(few_npz), "--features", "vgg"],
+  "evaluate --reference nope": ["evaluate", "--samples", str(few_npz), "--reference", "nope", "--device", "cpu"],
+  "evaluate cifar10-test absent": ["evaluate", "--samples", str(rgb_npz), "--reference", "cifar10-test",
+                                   "--no-progress", "--device", "cpu"],
+  "evaluate inception offline": ["evaluate", "--samples", str(few_npz), "--features", "inception", "--metrics", "fid",
+                                 "--no-progress", "--device", "cpu"],
+  "evaluate --inception-weights missing": ["evaluate", "--samples", str(few_npz), "--features", "inception",
+                                           "--inception-weights", str(tmp / "no.pth"), "--no-progress"],
+  "evaluate --out folder": ["evaluate", "--samples", str(few_npz), "--out", str(tmp), "--no-progress"],
+  "bpd --timesteps-subset 1000": ["bpd", "--pretrained", "mnist", "--timesteps-subset", "1000", "--device", "cpu"],
+  "bpd --n 0": ["bpd", "--pretrained", "mnist", "--n", "0"],
+  "bpd --checkpoint corrupt": ["bpd", "--checkpoint", str(corrupt), "--device", "cpu"],
+  "bpd --checkpoint toy": ["bpd", "--checkpoint", str(toyck), "--device", "cpu"],
 }
 
 def run_cli(argv):
