@@ -212,7 +212,7 @@ def evaluate_samples(args: argparse.Namespace) -> int:
         return 0
     if not args.samples:
         raise ValueError("--samples is required (an .npz file or a folder of PNG files)")
-    metrics = evaluation._parse_metrics(args.metrics)
+    metrics = evaluation.parse_metrics(args.metrics)
     if args.out:
         io.check_output_file(args.out, "--out", suffixes=(".json",))
     samples = evaluation.load_images(args.samples)
@@ -225,15 +225,12 @@ def evaluate_samples(args: argparse.Namespace) -> int:
     if "memorisation" in metrics:
         train = evaluation.load_reference(args.train_reference or _train_split_of(args.reference),
                                           download=args.download, verbose=False).images
-    extractor = None
-    if any(m in metrics for m in ("fid", "kid", "is", "pr", "dc")):
-        evaluation.match_to_reference(evaluation.to_uint8(samples), reference.images)  # before loading weights
-        extractor = evaluation.feature_extractor(args.features, inception_weights_path=args.inception_weights)
     device = pick_device(args.device)
     result = evaluation.evaluate(
-        samples, reference, features=args.features, metrics=metrics, extractor=extractor, train=train,
+        samples, reference, features=args.features, metrics=metrics, train=train,
         kid_subset_size=args.kid_subset_size, device=device, batch_size=args.batch_size,
-        progress=not args.no_progress, cache_dir=data_module.default_data_dir() / "eval_cache")
+        progress=not args.no_progress, cache_dir=data_module.default_data_dir() / "eval_cache",
+        inception_weights_path=args.inception_weights)
     line = json.dumps(result)
     print(line)
     if args.out:

@@ -378,13 +378,7 @@ def kid(generated: torch.Tensor, reference: torch.Tensor, *, subsets: int = KID_
     from torch_fidelity.metric_kid import kid_features_to_metric
 
     f1, f2 = _check_pair(generated, reference)
-    smallest = min(len(f1), len(f2))
-    size = min(KID_SUBSET_SIZE, smallest) if subset_size is None else subset_size
-    if not isinstance(size, int) or isinstance(size, bool) or size < 2:
-        raise ValueError(f"KID subset size must be an integer >= 2, got {size!r}")
-    if size > smallest:
-        raise ValueError(f"KID subset size {size} is larger than the smaller set ({len(f1)} generated, {len(f2)} "
-                         f"reference): pass more samples or a subset size <= {smallest}")
+    size = _kid_subset_size(subset_size, len(f1), len(f2))
     if not isinstance(subsets, int) or subsets < 1:
         raise ValueError(f"KID subsets must be a positive integer, got {subsets!r}")
     out = kid_features_to_metric(f1, f2, kid_subsets=subsets, kid_subset_size=size, kid_kernel="poly",
@@ -392,6 +386,18 @@ def kid(generated: torch.Tensor, reference: torch.Tensor, *, subsets: int = KID_
                                  rng_seed=seed, verbose=False)
     return {"kid": out["kernel_inception_distance_mean"], "kid_std": out["kernel_inception_distance_std"],
             "kid_subset_size": size, "kid_subsets": subsets}
+
+
+def _kid_subset_size(subset_size: int | None, n: int, m: int) -> int:
+    """KID's subset size for ``n`` generated and ``m`` reference features: 1,000 or the smaller set by default."""
+    smallest = min(n, m)
+    size = min(KID_SUBSET_SIZE, smallest) if subset_size is None else subset_size
+    if not isinstance(size, int) or isinstance(size, bool) or size < 2:
+        raise ValueError(f"KID subset size must be an integer >= 2, got {size!r}")
+    if size > smallest:
+        raise ValueError(f"KID subset size {size} is larger than the smaller set ({n} generated, {m} reference): "
+                         f"pass more samples or a subset size (--kid-subset-size) <= {smallest}")
+    return size
 
 
 def inception_score(logits: torch.Tensor, *, splits: int = 10, seed: int = SEED) -> dict[str, float]:
@@ -490,7 +496,8 @@ def memorisation(samples: torch.Tensor, train: torch.Tensor, held_out: torch.Ten
 
 
 # ============================================================================ everything at once
-def _parse_metrics(metrics: str | Iterable[str]) -> list[str]:
+def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
+    """``"fid,kid"`` or a list of names, checked against :data:`METRICS`."""
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
@@ -502,21 +509,22 @@ def evaluate(samples: torch.Tensor, reference: Reference | torch.Tensor, *, feat
              metrics: str | Iterable[str] = ("fid", "kid", "pr", "dc"), extractor: torch.nn.Module | None = None,
              train: torch.Tensor | None = None, held_out: torch.Tensor | None = None,
              kid_subset_size: int | None = None, device: str | torch.device = "cpu", batch_size: int = 250,
-             progress: bool = False, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+             progress: bool = False, cache_dir: str | os.PathLike | None = None,
+             inception_weights_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Every requested metric of ``samples`` (uint8 or [-1, 1] floats) against ``reference``, as one flat dict.
 
-    ``features`` picks the extractor (:data:`FEATURES`) unless ``extractor`` is given.  ``memorisation`` needs
+    ``features`` picks the extractor (:data:`FEATURES`; Inception-v3 from ``inception_weights_path`` or
+    :func:`inception_weights`) unless ``extractor`` is given.  ``memorisation`` needs
     ``train`` (the model's training images) and uses ``held_out`` (default: the reference) as its baseline.
     All checks on the inputs run before any features are computed.
     """
-    names = _parse_metrics(metrics)
+    names = parse_metrics(metrics)
     if isinstance(reference, torch.Tensor):
         reference = Reference(f"tensor-{_digest(to_uint8(reference, 'reference'))[:16]}", to_uint8(reference))
     samples = match_to_reference(to_uint8(samples, "samples"), reference.images)
     n, m = len(samples), len(reference.images)
-    if "kid" in names and kid_subset_size is not None and kid_subset_size > min(n, m):
-        raise ValueError(f"KID subset size {kid_subset_size} is larger than the smaller set ({n} generated, {m} "
-                         f"reference): pass more samples or --kid-subset-size <= {min(n, m)}")
+    if "kid" in names:
+        _kid_subset_size(kid_subset_size, n, m)
     for name, k in (("pr", PR_K), ("dc", DC_K)):
         if name in names and min(n, m) <= k:
             raise ValueError(f"{name} needs more than k = {k} samples in each set, got {n} generated and {m} "
@@ -531,7 +539,7 @@ def evaluate(samples: torch.Tensor, reference: Reference | torch.Tensor, *, feat
     if features not in FEATURES:
         raise ValueError(f"unknown features {features!r}; accepted: {', '.join(FEATURES)}")
     if extractor is None and any(x in names for x in ("fid", "kid", "is", "pr", "dc")):
-        extractor = feature_extractor(features)
+        extractor = feature_extractor(features, inception_weights_path=inception_weights_path)
 
     out: dict[str, Any] = {"features": "FID_clf (the MNIST classifier's 128-d features, not Inception)"
                            if features == "classifier" else "Inception-v3 (pool3, 2048-d), the papers' FID",

@@ -30,9 +30,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import torch
 from PIL import Image
@@ -311,6 +312,17 @@ def grid_labels(config: ImageConfig, n: int) -> torch.Tensor | None:
     return torch.arange(n) % config.info.num_classes  # type: ignore[operator]
 
 
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """``model.eval()`` for the duration (no dropout, no label dropout), then back to the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def sample_grid(
     model: torch.nn.Module,
@@ -328,14 +340,10 @@ def sample_grid(
     shape = (n, info.channels, info.resolution, info.resolution)
     y = grid_labels(config, n)
     generator = torch.Generator(device=device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16_autocast_default(device)):
-            out = sampling.sample(diffusion, model, shape, steps=config.grid_steps, generator=generator, device=device,
-                                  clip_denoised=True, model_kwargs=None if y is None else {"y": y.to(device)})
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                          enabled=bf16_autocast_default(device)):
+        out = sampling.sample(diffusion, model, shape, steps=config.grid_steps, generator=generator, device=device,
+                              clip_denoised=True, model_kwargs=None if y is None else {"y": y.to(device)})
     return out.float().cpu()
 
 
@@ -473,13 +481,9 @@ def evaluate_model(model: torch.nn.Module, diffusion: GaussianDiffusion, config:
                    device: Any = None, seed: int = 0) -> dict[str, float]:
     """FID/KID of ``config.eval_samples`` samples of ``model`` (the same seeded noise every time, labels in turn
     for a conditional model), drawn with ``config.eval_steps`` reverse steps."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x = generate(model, diffusion, config.eval_samples, labels=grid_labels(config, config.eval_samples), seed=seed,
                      device=device, progress=False, steps=config.eval_steps)
-    finally:
-        model.train(was_training)
     return tracker.score(x)
 
 
