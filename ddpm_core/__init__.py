@@ -16,7 +16,8 @@ The modules follow the order the course meets them::
     training   the trainer: EMA, warm-up, clipping, atomic checkpoints, exact resume, DDP
     toy        the toy 2-D experiment end to end                      (lessons 04-05)
     images     image experiments from config files                    (lessons 07-08)
-    pretrained the shipped MNIST model and loading exported weights
+    pretrained the shipped MNIST model, exported weights, and the paper's own (from diffusers)
+    diffusers_format  the diffusers format both ways: google/ddpm-cifar10-32 in, DDPMPipeline out  (lesson 12)
     metrics    toy-distribution metrics, the MNIST classifier
     evaluation FID, KID, IS, precision/recall, density/coverage, memorisation, bits/dim  (lesson 11)
     viz        image grids, scatter plots, GIF/WebP animations

@@ -5,16 +5,19 @@ Commands:
     train       train a DDPM on images from a config (mnist, cifar10, celeba64, shapes or a .json file);
                 write checkpoints, EMA weights and sample grids (config precedence: see ddpm_core.images)
     sample      draw N images from a trained model (ancestral, DDIM, respaced, guided) into an .npz or PNG folder,
-                optionally with a GIF/WebP of a grid being denoised
+                optionally with a GIF/WebP of a grid being denoised (--checkpoint, --pretrained mnist or
+                --from-diffusers google/ddpm-cifar10-32, the paper's own weights)
     evaluate    FID, KID, Inception score, precision/recall, density/coverage and memorisation of samples
                 against a reference split, on the MNIST classifier's or Inception-v3's features (one JSON line)
     bpd         bits/dim of a model on held-out images (the negative ELBO) with its terms
+    export      write a model as a diffusers folder that DDPMPipeline.from_pretrained loads
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -132,14 +135,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_sample_parser(commands)
     _add_evaluate_parsers(commands)
+    e = commands.add_parser("export", help="write a model as a diffusers folder (DDPMPipeline)",
+                            description="Write a model as a diffusers folder that DDPMPipeline.from_pretrained loads: "
+                                        "unet/ (UNet2DModel config + safetensors) and scheduler/ (DDPMScheduler).")
+    _add_model_source(e)
+    e.add_argument("--to-diffusers", required=True, metavar="FOLDER", help="a new (or empty) folder")
     return parser
 
 
+def export_model(args: argparse.Namespace) -> int:
+    from . import pretrained
+
+    target = Path(args.to_diffusers)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ValueError(f"--to-diffusers {target}: give a new or empty folder")
+    model, diffusion = _load_model_source(args, torch.device("cpu"))
+    folder = pretrained.to_diffusers(model, diffusion, target)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"UNet ({n:,} parameters) and DDPMScheduler (T = {diffusion.num_timesteps}) -> {folder}")
+    print(f"load it with: diffusers.DDPMPipeline.from_pretrained({str(folder)!r})")
+    return 0
+
+
 def _add_model_source(p: argparse.ArgumentParser) -> None:
-    """``--checkpoint PATH`` or ``--pretrained mnist``: the model a command loads."""
+    """``--checkpoint PATH``, ``--pretrained mnist`` or ``--from-diffusers ID|FOLDER``: the model a command loads."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="ema.pt or checkpoint.pt written by `train`, or an exported model")
     src.add_argument("--pretrained", choices=["mnist"], help="the shipped pretrained model")
+    src.add_argument("--from-diffusers", metavar="ID_OR_FOLDER",
+                     help="a diffusers folder, or a Hugging Face Hub id such as google/ddpm-cifar10-32 (the paper's "
+                          "weights; downloaded once into data/diffusers/)")
 
 
 def _load_model_source(args: argparse.Namespace, device: torch.device):
@@ -147,6 +172,8 @@ def _load_model_source(args: argparse.Namespace, device: torch.device):
 
     if args.checkpoint:
         return pretrained.load_model(args.checkpoint, device=device)
+    if args.from_diffusers:
+        return pretrained.from_diffusers(args.from_diffusers, device=device)
     return pretrained.load_mnist(device=device)
 
 
@@ -279,7 +306,7 @@ def _add_sample_parser(commands) -> None:
 
     p = commands.add_parser("sample", help="draw images from a trained model",
                             description="Draw N images from a trained model into an .npz (uint8 NHWC under "
-                                        "'arr_0', labels under 'labels') or a folder of PNG files.")
+                                        "'arr_0', labels under 'labels'), one grid .png, or a folder of PNG files.")
     _add_model_source(p)
     p.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
@@ -291,7 +318,7 @@ def _add_sample_parser(commands) -> None:
     p.add_argument("--label", type=int, default=None, help="class of every image (default: classes in turn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="samples.npz", help="an .npz file or a folder for PNG files")
+    p.add_argument("--out", default="samples.npz", help="an .npz file, a grid .png, or a folder for PNG files")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network first (on an H100: 2.2x faster sampling forward at batch 1000)")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (torch.set_num_threads)")
@@ -305,10 +332,11 @@ def _check_sample_outputs(args: argparse.Namespace, need_bytes: int | None = Non
     from .viz import ANIMATION_FORMATS
 
     out = Path(args.out)
-    if out.suffix.lower() == ".npz":
+    if out.suffix.lower() in (".npz", ".png"):
         io.check_output_file(out, "--out", need_bytes=need_bytes)
     elif out.suffix and not out.is_dir():
-        raise ValueError(f"--out {out}: give an .npz file or a folder for PNG files (not a {out.suffix} file)")
+        raise ValueError(f"--out {out}: give an .npz file, a .png file (one grid of all images) or a folder for PNG "
+                         f"files (not a {out.suffix} file)")
     else:
         io.check_output_dir(out, "--out", need_bytes=need_bytes)
     if args.animation:
@@ -319,7 +347,7 @@ def _check_sample_outputs(args: argparse.Namespace, need_bytes: int | None = Non
 def sample_images(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .viz import save_animation, save_png
+    from .viz import image_grid, save_animation, save_png
 
     for name in ("eta", "guidance_scale"):
         value = getattr(args, name)
@@ -363,6 +391,8 @@ def sample_images(args: argparse.Namespace) -> int:
     if out.suffix.lower() == ".npz":
         extra = {} if labels is None else {"labels": labels.numpy()}
         io.atomic_write_bytes(out, io.save_to_buffer(lambda f: np.savez(f, arr_0=nhwc, **extra)))
+    elif out.suffix.lower() == ".png":
+        save_png(image_grid(x.float() / 127.5 - 1, nrow=math.ceil(math.sqrt(args.n))), out)
     else:
         for i, img in enumerate(nhwc):
             save_png(img, out / f"{i:06d}.png")
@@ -499,6 +529,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return evaluate_samples(args)
         if args.command == "bpd":
             return bits_per_dim(args)
+        if args.command == "export":
+            return export_model(args)
     except (ValueError, TypeError, FileNotFoundError) as err:  # bad input: found before any work
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -619,15 +619,16 @@ def bits_per_dim(model: torch.nn.Module, diffusion: Any, images: torch.Tensor, *
     kwargs = model_kwargs or {}
     totals, priors, decoders, used, terms = [], [], [], [], torch.zeros(T, dtype=torch.float64)
     batches = range(0, len(images), batch_size)
-    bar = tqdm(total=len(batches) * (T if timesteps_subset is None else timesteps_subset + 1), disable=not progress,
-               desc="bits/dim", unit="net call")
+    # The exact loop shows its own bar for each batch (one per network call); the subset estimate shows this one.
+    calls = timesteps_subset + 1 if timesteps_subset else 0
+    bar = tqdm(total=len(batches) * calls, desc="bits/dim", unit="net call", disable=not progress or not calls)
     for i in batches:
         x0 = images[i:i + batch_size].to(device)
         kw = {k: (v[i:i + batch_size].to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
         if timesteps_subset is None:
-            exact = diffusion.calc_bpd_loop(model, x0, clip_denoised=True, model_kwargs=kw, generator=g)
+            exact = diffusion.calc_bpd_loop(model, x0, clip_denoised=True, model_kwargs=kw, generator=g,
+                                            progress=progress)
             vb, prior = exact["vb"].double().cpu(), exact["prior_bpd"].double().cpu()
-            bar.update(T)
         else:
             vb, prior, steps = _subset_terms(model, diffusion, x0, kw, timesteps_subset, g, bar)
             used.append(steps)

@@ -434,6 +434,10 @@ def run(
     if resume_path is not None:
         state = io.load_checkpoint(resume_path, required=CHECKPOINT_KEYS,
                                    what="training checkpoint (resume from checkpoint.pt, not ema.pt)")
+        saved_unet = (state.get("extra") or {}).get("unet_config")
+        if isinstance(saved_unet, dict) and "downsample_padding" not in saved_unet:
+            # written before the option existed: trained with symmetric padding (UNetConfig's default)
+            state["extra"]["unet_config"] = {**saved_unet, "downsample_padding": "symmetric"}
         changes = trainer.load_state_dict(state)
         log(f"resumed from {resume_path} at step {trainer.step}")
         for change in changes:

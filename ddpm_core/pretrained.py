@@ -1,4 +1,6 @@
-"""Loading trained image models: the shipped pretrained MNIST model, exported EMA weights and trainer checkpoints.
+"""Loading trained image models: the shipped pretrained MNIST model, exported EMA weights, trainer checkpoints, and
+diffusers folders or Hub ids such as the paper's own ``google/ddpm-cifar10-32`` (:func:`from_diffusers`; the way back
+is :func:`to_diffusers`, both in :mod:`ddpm_core.diffusers_format`).
 
 Two file layouts load here, both with ``torch.load(weights_only=True)`` and a verified checksum
 (:func:`ddpm_core.io.load_checkpoint`):
@@ -20,6 +22,7 @@ import torch
 
 from . import config as config_module
 from . import io
+from .diffusers_format import from_diffusers, to_diffusers  # noqa: F401 - the published checkpoints load here
 from .diffusion import GaussianDiffusion
 from .models.unet import UNet, UNetConfig
 

@@ -8,6 +8,7 @@ ValueError, TypeError or FileNotFoundError); "UNCLEAR" means a traceback or anot
 error at all (for a bad input, a silent wrong result).  The last line counts them.  Works in a temporary folder.
 """
 import contextlib, io as _io, json, os, sys, traceback, tempfile
+os.environ["HF_HUB_OFFLINE"] = "1"  # a Hub id fails at once, as on a machine without network
 from pathlib import Path
 import torch
 from ddpm_core.cli import main
@@ -41,6 +42,15 @@ np.savez(rgb_npz := tmp / "rgb.npz", arr_0=np.zeros((20, 32, 32, 3), np.uint8))
 np.savez(float_npz := tmp / "float.npz", arr_0=np.zeros((20, 32, 32, 1), np.float32))
 np.savez(few_npz := tmp / "few.npz", arr_0=np.zeros((3, 28, 28, 1), np.uint8))
 os.environ["DDPM_DATA_DIR"] = str(tmp / "data")  # no Inception weights and no CIFAR-10 there
+pretrained.to_diffusers(*pretrained.load_mnist(), diffusers_dir := tmp / "mnist_diffusers")
+(badunet := tmp / "badunet").mkdir()
+(badunet / "config.json").write_text(json.dumps({**json.loads((diffusers_dir / "unet" / "config.json").read_text()),
+                                                 "flip_sin_to_cos": True}))
+(badunet / "scheduler_config.json").write_text((diffusers_dir / "scheduler" / "scheduler_config.json").read_text())
+(badunet / "diffusion_pytorch_model.safetensors").write_bytes(
+    (diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors").read_bytes())
+(noweights := tmp / "noweights").mkdir()
+(noweights / "config.json").write_text((diffusers_dir / "unet" / "config.json").read_text())
 flip = bytearray(ema.read_bytes()); flip[len(flip) // 2] ^= 0xFF; (flipped := tmp / "flipped.pt").write_bytes(bytes(flip))
 
 TOY = ["train-toy", "--timesteps", "10", "--hidden", "8", "--depth", "1", "--samples", "100", "--no-progress",
@@ -103,7 +113,7 @@ cli_cases = {
   "sample --guidance-scale nan": SA + ["--guidance-scale", "nan"], "sample --label 10": SA + ["--label", "10"],
   "sample --label -1": SA + ["--label", "-1"], "sample --sampler foo": SA + ["--sampler", "foo"],
   "sample --skip foo": SA + ["--skip", "foo"], "sample --out file/x.npz": SA + ["--out", str(a_file / "x.npz")],
-  "sample --out x.png": SA + ["--out", str(tmp / "x.png")], "sample --out file": SA + ["--out", str(a_file)],
+  "sample --out x.gif": SA + ["--out", str(tmp / "x.gif")], "sample --out file": SA + ["--out", str(a_file)],
   "sample --animation x.mp4": SA + ["--animation", str(tmp / "x.mp4")], "sample --animation dir": SA + ["--animation", str(tmp)],
   "sample --threads 0": SA + ["--threads", "0"], "sample --device tpu": SA + ["--device", "tpu"],
   "sample ddpm eta 0.5": SA + ["--sampler", "ddpm", "--eta", "0.5"],
@@ -132,6 +142,18 @@ cli_cases = {
   "bpd --n 0": ["bpd", "--pretrained", "mnist", "--n", "0"],
   "bpd --checkpoint corrupt": ["bpd", "--checkpoint", str(corrupt), "--device", "cpu"],
   "bpd --checkpoint toy": ["bpd", "--checkpoint", str(toyck), "--device", "cpu"],
+  "sample --from-diffusers missing": SA[:1] + ["--from-diffusers", str(tmp / "nothing")] + SA[3:],
+  "sample --from-diffusers a file": SA[:1] + ["--from-diffusers", str(a_file)] + SA[3:],
+  "sample --from-diffusers hub offline": SA[:1] + ["--from-diffusers", "google/ddpm-cifar10-32"] + SA[3:],
+  "sample --from-diffusers bad config": SA[:1] + ["--from-diffusers", str(badunet)] + SA[3:],
+  "sample --from-diffusers no weights": SA[:1] + ["--from-diffusers", str(noweights)] + SA[3:],
+  "sample --from-diffusers + --pretrained": SA + ["--from-diffusers", str(diffusers_dir)],
+  "sample --out grid.jpg": SA[:-1] + [str(tmp / "grid.jpg")],
+  "export no --to-diffusers": ["export", "--pretrained", "mnist"],
+  "export no source": ["export", "--to-diffusers", str(tmp / "e1")],
+  "export non-empty folder": ["export", "--pretrained", "mnist", "--to-diffusers", str(diffusers_dir)],
+  "export --to-diffusers a file": ["export", "--pretrained", "mnist", "--to-diffusers", str(a_file)],
+  "export --checkpoint toy": ["export", "--checkpoint", str(toyck), "--to-diffusers", str(tmp / "e2")],
 }
 
 def run_cli(argv):
@@ -171,6 +193,12 @@ api_cases = {
   "load_checkpoint flipped": lambda: io.load_checkpoint(flipped),
   "toy.load image ckpt": lambda: toy.load(imgck),
   "pretrained.load_model toy ckpt": lambda: pretrained.load_model(toyck),
+  "UNetConfig(downsample_padding='valid')": lambda: UNetConfig(downsample_padding="valid"),
+  "from_diffusers(bad config)": lambda: pretrained.from_diffusers(badunet),
+  "from_diffusers(hub id, offline)": lambda: pretrained.from_diffusers("google/ddpm-church-256"),
+  "from_diffusers(no weights)": lambda: pretrained.from_diffusers(noweights),
+  "to_diffusers(Linear)": lambda: pretrained.to_diffusers(torch.nn.Linear(2, 2), pretrained.load_mnist()[1], tmp / "e3"),
+  "to_diffusers(non-empty)": lambda: pretrained.to_diffusers(*pretrained.load_mnist(), diffusers_dir),
 }
 
 def run_api(fn):

@@ -199,7 +199,7 @@ def test_too_little_disk_space_is_refused_before_training(tmp_path, capsys, monk
 
 @pytest.mark.parametrize("extra, message", [
     (lambda p: ["--out", str(p / "file" / "s.npz")], "its folder .* is a file, not a folder"),
-    (lambda p: ["--out", str(p / "samples.png")], "give an .npz file or a folder for PNG files"),
+    (lambda p: ["--out", str(p / "samples.gif")], "give an .npz file, a .png file \\(one grid of all images\\) or a folder"),
     (lambda p: ["--out", str(p / "file")], "is a file, not a folder"),
     (lambda p: ["--out", str(p / "s.npz"), "--animation", str(p / "a.mp4")], "unsupported file type '.mp4'"),
     (lambda p: ["--out", str(p / "s.npz"), "--eta", "2"], r"--eta must lie in \[0, 1\]"),

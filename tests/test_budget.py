@@ -83,7 +83,7 @@ def test_the_command_line_follows_the_switch(monkeypatch):
 
 
 def test_lessons_read_the_device_from_the_switch():
-    """No lesson picks its own device: the ones that can use a GPU (00 reports it, 06-11 compute on it) call
+    """No lesson picks its own device: the ones that can use a GPU (00 reports it, 06-12 compute on it) call
     budget.select_device(); 01-05 compute on the CPU everywhere and mention no GPU at all."""
     import json
     import re
@@ -93,7 +93,7 @@ def test_lessons_read_the_device_from_the_switch():
         code = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
         assert not re.search(r"=\s*(torch\.device\()?[\"']cuda[\"'] if torch\.cuda\.is_available\(\)", code), \
             f"{nb.name} picks its own device"
-        if int(nb.name[:2]) in (0, 6, 7, 8, 9, 10, 11):
+        if int(nb.name[:2]) in (0, 6, 7, 8, 9, 10, 11, 12):
             assert "DEVICE = budget.select_device()" in code, f"{nb.name} does not use the device switch"
         else:
             assert "cuda" not in code, f"{nb.name} computes on the CPU everywhere, yet mentions CUDA"

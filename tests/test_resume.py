@@ -202,6 +202,21 @@ def test_image_resume_applies_a_new_lr_and_refuses_another_network(tmp_path, cap
     assert "size mismatch" not in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("unet, resumes", [("mnist_cpu", True), ("ddpm_cifar10", False)])
+def test_a_checkpoint_from_before_downsample_padding_resumes_as_symmetric(tmp_path, capsys, unet, resumes):
+    path, out = tiny_config_file(tmp_path, unet=unet), tmp_path / "run"
+    common = ["train", "--config", str(path), "--device", "cpu", "--out-dir", str(out), "--no-progress"]
+    assert main([*common, "--steps", "2"]) == 0
+    ckpt = io.load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["extra"]["unet_config"].pop("downsample_padding") == ("symmetric" if resumes else "same")
+    io.save_checkpoint(ckpt, out / "checkpoint.pt")  # as written before the option existed
+    capsys.readouterr()
+    assert main([*common, "--steps", "3", "--resume"]) == (0 if resumes else 2)
+    err = capsys.readouterr().err
+    if not resumes:  # the paper's configs now pad 'same'; the old checkpoint was trained symmetric
+        assert "unet_config.downsample_padding: 'symmetric' -> 'same'" in err
+
+
 def test_image_resume_of_a_finished_run_writes_nothing(tmp_path, capsys):
     path, out = tiny_config_file(tmp_path), tmp_path / "run"
     common = ["train", "--config", str(path), "--device", "cpu", "--out-dir", str(out), "--no-progress", "--steps", "2"]

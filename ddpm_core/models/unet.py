@@ -3,9 +3,10 @@
 A PixelCNN++-style UNet: a sinusoidal time embedding fed through a ``4 * ch`` MLP into every residual
 block; residual blocks of GroupNorm(32) -> SiLU -> 3x3 conv, the time projection added after the first
 conv, dropout, a zero-initialised last conv; single-head self-attention at chosen resolutions; stride-2
-conv downsampling, nearest-neighbour upsampling; skip connections from every down-path block to the
-up path; a zero-initialised output conv.  Optional class conditioning adds a label embedding to the
-time embedding, with a reserved null label for classifier-free guidance.
+conv downsampling (padded as the paper's TensorFlow ``'SAME'`` in the paper's configurations, so that the
+published weights load; see :class:`Downsample`), nearest-neighbour upsampling; skip connections from
+every down-path block to the up path; a zero-initialised output conv.  Optional class conditioning adds a
+label embedding to the time embedding, with a reserved null label for classifier-free guidance.
 """
 
 from __future__ import annotations
@@ -77,12 +78,22 @@ class AttnBlock(nn.Module):
         return torch.softmax(q @ k.transpose(-1, -2) / C**0.5, dim=-1)
 
 
+DOWNSAMPLE_PADDINGS = ("same", "symmetric")
+
+
 class Downsample(nn.Module):
-    def __init__(self, ch: int) -> None:
+    """A stride-2 3x3 conv.  ``padding="same"`` is the paper's TensorFlow ``pad='SAME'``: for an even size it pads
+    0 pixels before and 1 after (diffusers' ``downsample_padding=0``); ``"symmetric"`` pads 1 on every side
+    (``downsample_padding=1``).  Both halve the size; they see the image shifted by one pixel against each other."""
+
+    def __init__(self, ch: int, padding: str = "same") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+        self.padding = padding
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1 if padding == "symmetric" else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding == "same":
+            x = F.pad(x, (0, 1, 0, 1))
         return self.conv(x)
 
 
@@ -97,7 +108,13 @@ class Upsample(nn.Module):
 
 @dataclass
 class UNetConfig:
-    """UNet hyper-parameters.  ``out_channels`` defaults to ``in_channels`` (double it for a learned variance)."""
+    """UNet hyper-parameters.  ``out_channels`` defaults to ``in_channels`` (double it for a learned variance).
+
+    ``downsample_padding``: ``"same"`` is the paper's (TensorFlow ``pad='SAME'``, what the published checkpoints
+    need); ``"symmetric"`` (one pixel on every side) is the default because every model trained with ``ddpm_core``
+    before the option existed, the shipped MNIST model included, used it: their stored configs, which lack the
+    field, keep loading as they were trained.  The paper's named configurations set ``"same"``.
+    """
 
     in_channels: int = 3
     out_channels: int | None = None
@@ -109,9 +126,13 @@ class UNetConfig:
     resolution: int = 32
     num_classes: int | None = None
     class_dropout: float = 0.0  # probability of replacing a label by the null label in training
+    downsample_padding: str = "symmetric"  # or "same", the paper's (see above)
 
     def __post_init__(self) -> None:
         config_module.check_fields(self, "unet")
+        if self.downsample_padding not in DOWNSAMPLE_PADDINGS:
+            raise ValueError(f"downsample_padding must be one of {', '.join(DOWNSAMPLE_PADDINGS)} ('same' is the "
+                             f"paper's TensorFlow padding), got {self.downsample_padding!r}")
         if self.out_channels is None:
             self.out_channels = self.in_channels
         if self.in_channels not in (1, 3):
@@ -148,12 +169,16 @@ class UNetConfig:
 
 
 CONFIGS: dict[str, dict] = {
-    # The paper's CIFAR-10 model: 35.7M parameters.
+    # The paper's CIFAR-10 model: 35.7M parameters (google/ddpm-cifar10-32).
     "ddpm_cifar10": dict(in_channels=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
-                         dropout=0.1, resolution=32),
+                         dropout=0.1, resolution=32, downsample_padding="same"),
     # The paper's CelebA-HQ/LSUN family at 64x64 (ch_mult 1,2,2,2,4 as in the paper's 64x64 setting).
     "ddpm_celeba64": dict(in_channels=3, ch=128, ch_mult=(1, 2, 2, 2, 4), num_res_blocks=2, attn_resolutions=(16,),
-                          dropout=0.1, resolution=64),
+                          dropout=0.1, resolution=64, downsample_padding="same"),
+    # The published 256x256 models (google/ddpm-celebahq-256, -church-256, -bedroom-256, -cat-256); dropout 0, as
+    # the paper sets it for every dataset but CIFAR-10.
+    "ddpm_256": dict(in_channels=3, ch=128, ch_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2, attn_resolutions=(16,),
+                     dropout=0.0, resolution=256, downsample_padding="same"),
     # MNIST padded to 32x32, small enough for a laptop CPU (~1.1M parameters).
     "mnist_cpu": dict(in_channels=1, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(8,),
                       dropout=0.1, resolution=32),
@@ -164,7 +189,7 @@ CONFIGS: dict[str, dict] = {
 
 
 def unet_config(name: str, **overrides) -> UNetConfig:
-    """A named configuration (``ddpm_cifar10``, ``ddpm_celeba64``, ``mnist_cpu``, ``mnist_gpu``) with overrides."""
+    """A named configuration (see :data:`CONFIGS`) with overrides."""
     if name not in CONFIGS:
         raise ValueError(f"unknown UNet configuration {name!r}; accepted: {', '.join(CONFIGS)}")
     return config_module.from_dict(UNetConfig, {**CONFIGS[name], **overrides}, "UNet option")
@@ -198,7 +223,7 @@ class UNet(nn.Module):
                 block_in = block_out
                 skip_channels.append(block_in)
             if level != len(c.ch_mult) - 1:
-                self.down.append(nn.ModuleList([Downsample(block_in)]))
+                self.down.append(nn.ModuleList([Downsample(block_in, c.downsample_padding)]))
                 res //= 2
                 skip_channels.append(block_in)
 
