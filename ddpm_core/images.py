@@ -45,15 +45,16 @@ from .diffusion import GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models.unet import CONFIGS as UNET_CONFIGS
 from .models.unet import UNet, UNetConfig, unet_config
 from .schedules import SCHEDULES
-from .training import (CHECKPOINT_KEYS, ImageBatches, LoaderBatches, Periodic, Trainer, TrainConfig,
-                       bf16_autocast_default, compile_mode)
+from .training import (CHECKPOINT_KEYS, Checkpoints, ImageBatches, LoaderBatches, Periodic, Trainer, TrainConfig,
+                       PRECISIONS, compile_mode, precision_reason, sampling_autocast)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("experiment", "train")
 LOADERS = ("memory", "workers")
 # Experiment settings a resumed run may change (how often it samples and saves, how it is run); the rest define it.
-RESUMABLE_EXPERIMENT_FIELDS = ("sample_every", "checkpoint_every", "grid_size", "grid_steps", "compile", "num_workers",
-                               "eval_every", "eval_samples", "eval_features", "eval_steps", "inception_weights")
+RESUMABLE_EXPERIMENT_FIELDS = ("sample_every", "checkpoint_every", "checkpoint_minutes", "grid_size", "grid_steps",
+                               "compile", "num_workers", "eval_every", "eval_samples", "eval_features", "eval_steps",
+                               "inception_weights", "precision")
 EVAL_FEATURES = ("auto", "classifier", "inception")
 
 
@@ -82,6 +83,11 @@ class ImageConfig:
     loss_type: str = "mse"
     sample_every: int = 0                # EMA sample grid every N steps (0: only at the end)
     checkpoint_every: int = 0            # checkpoint every N steps (0: only at the end)
+    checkpoint_minutes: float = 0.0      # also checkpoint when this many minutes passed since the last one (0: off);
+                                         # a disconnect (Colab) then loses at most that much work
+    precision: str = "auto"              # auto | bf16 | fp16 | fp32 (ddpm_core.training.resolve_precision): auto is
+                                         # bf16 on GPUs with native bf16, fp16 + GradScaler on other GPUs (T4), fp32
+                                         # on the CPU; it may change on resume
     grid_size: int = 64                  # images per grid
     grid_steps: int | None = None        # reverse steps for grids: None = all T (Algorithm 2), else respaced DDPM
     compile: bool | str = False          # torch.compile the training forward/backward (true or a mode name)
@@ -116,6 +122,11 @@ class ImageConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if (isinstance(self.checkpoint_minutes, bool) or not isinstance(self.checkpoint_minutes, (int, float))
+                or not 0 <= self.checkpoint_minutes < float("inf")):
+            raise ValueError(f"checkpoint_minutes must be a number >= 0 (0: off), got {self.checkpoint_minutes!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; accepted: {', '.join(PRECISIONS)}")
         if isinstance(self.grid_size, bool) or not isinstance(self.grid_size, int) or self.grid_size < 1:
             raise ValueError(f"grid_size must be a positive integer, got {self.grid_size!r}")
         if self.grid_steps is not None and not 1 <= self.grid_steps <= self.timesteps:
@@ -148,7 +159,7 @@ class ImageConfig:
         """``eval_features`` with ``"auto"`` resolved: the MNIST classifier for digits, Inception-v3 otherwise."""
         if self.eval_features != "auto":
             return self.eval_features
-        return "classifier" if self.dataset == "mnist" else "inception"
+        return "classifier" if self.dataset in ("mnist", "mnist28") else "inception"
 
     @property
     def info(self) -> data_module.ImageDatasetInfo:
@@ -300,6 +311,8 @@ def make_trainer(
     extra = {"experiment": config.to_dict(), "unet_config": model.config.to_dict(),
              "diffusion": config.diffusion_dict(), "data_source": dataset.source}
     trainer_kwargs.setdefault("compile", config.compile)
+    if "amp" not in trainer_kwargs:
+        trainer_kwargs.setdefault("precision", config.precision)
     resumable = [f"experiment.{name}" for name in RESUMABLE_EXPERIMENT_FIELDS]
     return Trainer(model, diffusion, batches, train_config, callbacks=callbacks, device=device, extra_state=extra,
                    resumable_extra=resumable, conditional=config.conditional, **trainer_kwargs)
@@ -340,8 +353,7 @@ def sample_grid(
     shape = (n, info.channels, info.resolution, info.resolution)
     y = grid_labels(config, n)
     generator = torch.Generator(device=device).manual_seed(seed)
-    with eval_mode(model), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                          enabled=bf16_autocast_default(device)):
+    with eval_mode(model), sampling_autocast(device, config.precision):
         out = sampling.sample(diffusion, model, shape, steps=config.grid_steps, generator=generator, device=device,
                               clip_denoised=True, model_kwargs=None if y is None else {"y": y.to(device)})
     return out.float().cpu()
@@ -375,7 +387,9 @@ def run(
 ) -> Trainer:
     """Train with periodic EMA grids and checkpoints into ``out_dir`` (see the module docstring); returns the trainer.
 
-    ``resume``: True continues from ``out_dir/checkpoint.pt``; a path continues from that checkpoint.  Settings
+    ``resume``: True continues from ``out_dir/checkpoint.pt``; a path continues from that checkpoint; ``"auto"``
+    continues from ``out_dir/checkpoint.pt`` if it exists and starts afresh otherwise (re-running a lesson's cell
+    after a disconnect picks up where the last checkpoint left off).  Settings
     that define the experiment must be the checkpoint's (a difference is refused by name); ``train.steps``, the
     learning rate, warm-up, clipping, EMA and the sample/checkpoint intervals may change, and the changes are
     applied and logged.  A run that has already reached ``train.steps`` says so and writes nothing
@@ -387,6 +401,9 @@ def run(
     out = io.check_output_dir(out_dir, "output folder")
     ckpt_path = out / "checkpoint.pt"
     resume_path = None
+    if resume == "auto":
+        resume = ckpt_path.is_file()
+        log(f"resuming from {ckpt_path}" if resume else f"no checkpoint in {out} yet: starting a new run")
     if resume:
         resume_path = ckpt_path if resume is True else Path(resume)
         if not resume_path.is_file():
@@ -409,7 +426,8 @@ def run(
         export_ema(tr, out / "ema.pt")
         io.atomic_write_json(out / "history.json", {"loss": tr.history, "eval": tr.eval_history}, indent=None)
 
-    callbacks = [Periodic(config.checkpoint_every or train_config.steps, save_checkpoint),
+    callbacks = [Checkpoints(save_checkpoint, every=config.checkpoint_every or train_config.steps,
+                             minutes=config.checkpoint_minutes),
                  Periodic(config.sample_every or train_config.steps, save_grid)]
     if config.eval_every:  # before the trainer is built: missing Inception weights fail before any step
         dataset = dataset if dataset is not None else load_data(config)
@@ -427,6 +445,7 @@ def run(
         # Evaluation runs before the checkpoint callback, so a checkpoint holds the scores of its own step.
         callbacks.insert(0, Periodic(config.eval_every, evaluate))
     trainer = make_trainer(config, train_config, dataset=dataset, device=device, callbacks=callbacks)
+    log(f"precision: {precision_reason(config.precision, trainer.device)}")
     io.check_output_dir(out, "output folder", need_bytes=checkpoint_bytes(trainer))
     if trainer.is_main:
         for folder in (out, out / "grids"):
@@ -503,9 +522,13 @@ def generate(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    precision: str = "auto",
     **sample_kwargs: Any,
 ) -> torch.Tensor:
     """``n`` images as uint8 ``(n, C, H, W)`` on the CPU, drawn in batches with :func:`ddpm_core.sampling.sample`.
+
+    ``precision`` (:func:`ddpm_core.training.sampling_autocast`): ``auto`` samples in bf16 on GPUs with native bf16,
+    fp16 on other CUDA GPUs (a T4's tensor cores), fp32 on the CPU; or ``bf16``/``fp16``/``fp32``.
 
     ``labels``: ``(n,)`` class labels for a conditional model; ``sample_kwargs``: ``sampler``, ``steps``,
     ``skip``, ``eta``, ``guidance_scale``, ... (images are clipped to [-1, 1] at every step).  One seeded
@@ -525,7 +548,7 @@ def generate(
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="sampling", unit="batch"):
         size = min(batch_size, n - start)
         y = None if labels is None else labels[start:start + size].to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16_autocast_default(device)):
+        with sampling_autocast(device, precision):
             x = sampling.sample(diffusion, model, (size, cfg.in_channels, cfg.resolution, cfg.resolution), y=y,
                                 generator=generator, device=device, clip_denoised=True, **sample_kwargs)
         if not torch.isfinite(x).all():  # uint8 conversion would turn NaN into black pixels without a word

@@ -328,6 +328,26 @@ class Periodic:
             self.fn(trainer)
 
 
+class Checkpoints:
+    """Call ``save(trainer)`` every ``every`` steps, at the last step, and whenever ``minutes`` of wall-clock time
+    have passed since the last save (0: no wall-clock saves), so that an interrupted run (a Colab disconnect) loses
+    at most that much work.  Use as a trainer callback."""
+
+    def __init__(self, save: Callable[["Trainer"], Any], *, every: int, minutes: float = 0.0) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes < float("inf"):
+            raise ValueError(f"minutes must be a number >= 0 (0: no wall-clock saves), got {minutes!r}")
+        self.save, self.every, self.minutes = save, every, float(minutes)
+        self.last = time.monotonic()
+
+    def __call__(self, trainer: "Trainer") -> None:
+        due = trainer.step % self.every == 0 or trainer.step == trainer.config.steps
+        if due or (self.minutes and time.monotonic() - self.last >= 60 * self.minutes):
+            self.save(trainer)
+            self.last = time.monotonic()
+
+
 class NonFiniteLossError(io.NonFiniteError):
     """Training produced a NaN or infinite loss, or non-finite weights."""
 
@@ -340,6 +360,43 @@ def bf16_autocast_default(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError:  # older torch without the keyword
         return torch.cuda.is_bf16_supported()
+
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+MAX_SKIPPED_IN_A_ROW = 50  # fp16: this many overflowing steps in a row stop training (the scale cannot recover)
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """``auto`` (or None): bf16 on GPUs with native bf16 (Ampere and newer), fp16 with a ``GradScaler`` on other
+    CUDA GPUs (T4, V100, RTX 20xx: their tensor cores are fp16-only), fp32 on the CPU and MPS.  Else the name."""
+    if precision is None or precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if bf16_autocast_default(device) else "fp16"
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    return precision
+
+
+def precision_reason(precision: str | None, device: torch.device) -> str:
+    """Why :func:`resolve_precision` chose what it chose, in words (printed when a run starts)."""
+    chosen = resolve_precision(precision, device)
+    if precision not in (None, "auto"):
+        return f"{chosen} (asked for)"
+    if device.type != "cuda":
+        return f"fp32 (auto: {device.type})"
+    name = torch.cuda.get_device_name(device)
+    why = "native bf16" if chosen == "bf16" else "no native bf16: fp16 autocast with a GradScaler"
+    return f"{chosen} (auto: {name}, {why})"
+
+
+def sampling_autocast(device: torch.device, precision: str | None = "auto"):
+    """The autocast context for sampling on ``device``: bf16 or fp16 on CUDA as :func:`resolve_precision` picks
+    (fp16 needs no scaler without gradients), none (fp32) on the CPU."""
+    chosen = resolve_precision(precision, device)
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES.get(chosen, torch.float32),
+                          enabled=chosen in AUTOCAST_DTYPES)
 
 
 def _warmup_lambda(warmup_steps: int) -> Callable[[int], float]:
@@ -364,7 +421,11 @@ class Trainer:
         resumable_extra: keys of ``extra_state`` (dotted, as :func:`ddpm_core.config.flatten` names them) that
             may change when resuming.
         conditional: pass a batch's second element to the model as ``y`` (class labels).
-        amp: bf16 autocast for the forward pass (default: on for GPUs with native bf16, off elsewhere).
+        precision: ``"auto"`` (default), ``"bf16"``, ``"fp16"`` or ``"fp32"`` (:func:`resolve_precision`): bf16 or
+            fp16 autocast for the forward pass; fp16 scales the loss with a ``torch.amp.GradScaler``, whose state
+            goes into checkpoints.  A step whose gradients overflow is skipped (the weights do not change), counted
+            in ``skipped_steps`` and shown in the progress bar; :data:`MAX_SKIPPED_IN_A_ROW` in a row stop training.
+        amp: the older switch: True means ``precision="bf16"``, False ``"fp32"`` (``precision`` wins).
         channels_last: NHWC memory layout for 4-D data (default: on for CUDA).
         compile: run the training forward/backward through ``torch.compile``; True for its default mode, or a
             mode name (:data:`COMPILE_MODES`, e.g. ``"max-autotune-no-cudagraphs"``) (the EMA, checkpoints and
@@ -394,13 +455,20 @@ class Trainer:
         resumable_extra: Collection[str] = (),
         conditional: bool = False,
         amp: bool | None = None,
+        precision: str | None = None,
         channels_last: bool | None = None,
         compile: bool | str = False,
     ) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         on_cuda = self.device.type == "cuda"
         self.conditional = conditional
-        self.amp = bf16_autocast_default(self.device) if amp is None else amp
+        if precision is None and amp is not None:
+            precision = "bf16" if amp else "fp32"
+        self.precision = resolve_precision(precision, self.device)
+        self.amp = self.precision in AUTOCAST_DTYPES
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.skipped_steps = 0  # fp16 steps skipped because their gradients overflowed
+        self._skipped_in_a_row = 0
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
         # Distributed (torchrun): config.batch_size is the GLOBAL batch; every rank draws the same global
@@ -477,22 +545,49 @@ class Trainer:
             t, noise = t[self._rank_slice], noise[self._rank_slice]
         if self.channels_last and noise.ndim == 4:
             noise = noise.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        with torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
+                            enabled=self.amp):
             losses = self.diffusion.training_losses(self.forward_model, x0, t, noise=noise,
                                                     model_kwargs=model_kwargs)
         loss = losses["loss"].float().mean()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip, foreach=True)
-        self.optimizer.step()
-        self.scheduler.step()
+        if self.scaler is None:
+            loss.backward()
+            if self.config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip, foreach=True)
+            self.optimizer.step()
+            self.scheduler.step()
+        else:
+            self._scaled_step(loss)
         self.step += 1
         self.ema.update(self.model, self.step)
         loss = loss.detach()
         self._loss_sum += loss
         self._loss_count += 1
         return loss
+
+    def _scaled_step(self, loss: torch.Tensor) -> None:
+        """fp16: backward on the scaled loss, unscale, clip, then step unless the gradients overflowed (one sync,
+        inside ``GradScaler.step``); a skipped step leaves the weights and the learning-rate schedule as they were."""
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip, foreach=True)
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scaler.get_scale() < scale:  # the scaler backs off exactly when it skipped the step
+            self.skipped_steps += 1
+            self._skipped_in_a_row += 1
+            if self._skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise NonFiniteLossError(
+                    f"fp16: the gradients overflowed in {self._skipped_in_a_row} steps in a row (up to step "
+                    f"{self.step + 1}; loss scale now {self.scaler.get_scale():g}), so no step was taken; training "
+                    "stopped, the last saved checkpoint is untouched. Use precision bf16 or fp32, or a lower learning "
+                    "rate")
+        else:
+            self._skipped_in_a_row = 0
+            self.scheduler.step()
 
     @property
     def _rank_slice(self) -> slice:
@@ -552,8 +647,9 @@ class Trainer:
                     tic, done = time.perf_counter(), 0
                     latest = {k: f"{v:.3g}" for k, v in (self.eval_history[-1] if self.eval_history else {}).items()
                               if k in ("fid", "kid")}
+                    skipped = {"skipped": self.skipped_steps} if self.scaler is not None else {}
                     bar.set_postfix(loss=f"{self.last_loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
-                                    img_s=f"{self.throughput:.0f}", **latest)
+                                    img_s=f"{self.throughput:.0f}", **skipped, **latest)
                 bar.update(1)
                 for callback in self.callbacks:
                     callback(self)
@@ -585,6 +681,9 @@ class Trainer:
             "history": [list(h) for h in self.history],
             "eval_history": [dict(e) for e in self.eval_history],
             "rng": rng,
+            "precision": self.precision,
+            "skipped_steps": self.skipped_steps,
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
             "config": self.config.to_dict(),
             "extra": self.extra_state,
             **({"data": self.data.state_dict()} if hasattr(self.data, "state_dict") else {}),
@@ -617,6 +716,9 @@ class Trainer:
             old, new = _plain(flat_saved.get(name, _ABSENT)), _plain(flat_current.get(name, _ABSENT))
             if old != new:
                 (applied if name in self.resumable_extra else refused).append(f"{name}: {old!r} -> {new!r}")
+        saved_precision = state.get("precision")
+        if saved_precision is not None and saved_precision != self.precision:
+            applied.append(f"precision: {saved_precision!r} -> {self.precision!r}")  # fp16: a fresh loss scale
         if refused:
             may = sorted({f"train.{n}" for n in RESUMABLE_TRAIN_FIELDS} | set(self.resumable_extra))
             raise ValueError(
@@ -650,6 +752,9 @@ class Trainer:
         self.step = int(state["step"])
         self.history = [(int(s), float(l)) for s, l in state.get("history", [])]
         self.eval_history = [dict(e) for e in state.get("eval_history", [])]
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        if self.scaler is not None and "scaler" in state:  # the same fp16 run: its loss scale, exactly
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         self.data_generator.set_state(state["rng"]["data_generator"])
         self.generator.set_state(state["rng"]["generator"])

@@ -199,11 +199,14 @@ def test_image_datasets_by_name(tmp_path, monkeypatch):
     mnist = data.load_image_dataset("mnist", root=tmp_path, download=False)
     assert mnist.images.shape == (12, 1, 32, 32)  # padded to 32 with background
     assert (mnist.images[:, :, :2] == -1).all() and (mnist.images[:, :, :, -2:] == -1).all()
+    mnist28 = data.load_image_dataset("mnist28", root=tmp_path, download=False)
+    assert mnist28.images.shape == (12, 1, 28, 28)  # the same digits, unpadded
+    torch.testing.assert_close(mnist28.images, mnist.images[..., 2:30, 2:30])
     write_cifar10(tmp_path, monkeypatch=monkeypatch)
     assert len(data.load_image_dataset("cifar10", root=tmp_path, download=False, limit=7)) == 7
     for name, info in data.IMAGE_DATASETS.items():
-        assert info.channels in (1, 3) and info.resolution in (32, 64)
-    with pytest.raises(ValueError, match="accepted: mnist, cifar10, celeba64, shapes"):
+        assert info.channels in (1, 3) and info.resolution in (28, 32, 64)
+    with pytest.raises(ValueError, match="accepted: mnist, mnist28, cifar10, celeba64, shapes"):
         data.load_image_dataset("svhn")
     with pytest.raises(ValueError, match="limit"):
         data.load_image_dataset("shapes", limit=0)

@@ -92,7 +92,7 @@ def test_input_errors_before_any_computation():
         model(torch.randn(1, 1, 32, 32), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match="unknown UNet configuration 'big'"):
         unet_config("big")
-    assert set(CONFIGS) == {"ddpm_cifar10", "ddpm_celeba64", "ddpm_256", "mnist_cpu", "mnist_gpu"}
+    assert set(CONFIGS) == {"ddpm_cifar10", "ddpm_celeba64", "ddpm_256", "mnist_cpu", "mnist_cpu_small", "mnist_gpu"}
 
 
 def test_widths_that_break_group_norm_are_refused_before_building():
