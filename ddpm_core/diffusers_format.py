@@ -101,8 +101,6 @@ def unet_config_from_diffusers(cfg: dict[str, Any], where: str = "config.json") 
                          f"it knows ({', '.join(sorted(_KNOWN_UNET - {'_use_default_values'}))})")
     for field, accepted in _FIXED_UNET.items():
         value = cfg.get(field, _UNET_DEFAULTS.get(field))
-        if field == "norm_eps" and isinstance(value, (int, float)) and abs(value - 1e-6) < 1e-12:
-            continue
         if value not in accepted:
             raise _refuse(where, field, value, " or ".join(repr(a) for a in accepted))
     for field in ("block_out_channels", "down_block_types", "up_block_types", "layers_per_block", "sample_size"):

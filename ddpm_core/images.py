@@ -46,7 +46,7 @@ from .models.unet import CONFIGS as UNET_CONFIGS
 from .models.unet import UNet, UNetConfig, unet_config
 from .schedules import SCHEDULES
 from .training import (CHECKPOINT_KEYS, Checkpoints, ImageBatches, LoaderBatches, Periodic, Trainer, TrainConfig,
-                       PRECISIONS, compile_mode, precision_reason, sampling_autocast)
+                       PRECISIONS, compile_mode, precision_reason, precision_autocast)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("experiment", "train")
@@ -353,7 +353,7 @@ def sample_grid(
     shape = (n, info.channels, info.resolution, info.resolution)
     y = grid_labels(config, n)
     generator = torch.Generator(device=device).manual_seed(seed)
-    with eval_mode(model), sampling_autocast(device, config.precision):
+    with eval_mode(model), precision_autocast(device, config.precision):
         out = sampling.sample(diffusion, model, shape, steps=config.grid_steps, generator=generator, device=device,
                               clip_denoised=True, model_kwargs=None if y is None else {"y": y.to(device)})
     return out.float().cpu()
@@ -527,7 +527,7 @@ def generate(
 ) -> torch.Tensor:
     """``n`` images as uint8 ``(n, C, H, W)`` on the CPU, drawn in batches with :func:`ddpm_core.sampling.sample`.
 
-    ``precision`` (:func:`ddpm_core.training.sampling_autocast`): ``auto`` samples in bf16 on GPUs with native bf16,
+    ``precision`` (:func:`ddpm_core.training.precision_autocast`): ``auto`` samples in bf16 on GPUs with native bf16,
     fp16 on other CUDA GPUs (a T4's tensor cores), fp32 on the CPU; or ``bf16``/``fp16``/``fp32``.
 
     ``labels``: ``(n,)`` class labels for a conditional model; ``sample_kwargs``: ``sampler``, ``steps``,
@@ -548,7 +548,7 @@ def generate(
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="sampling", unit="batch"):
         size = min(batch_size, n - start)
         y = None if labels is None else labels[start:start + size].to(device)
-        with sampling_autocast(device, precision):
+        with precision_autocast(device, precision):
             x = sampling.sample(diffusion, model, (size, cfg.in_channels, cfg.resolution, cfg.resolution), y=y,
                                 generator=generator, device=device, clip_denoised=True, **sample_kwargs)
         if not torch.isfinite(x).all():  # uint8 conversion would turn NaN into black pixels without a word

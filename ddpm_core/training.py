@@ -323,28 +323,29 @@ class Periodic:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         self.every, self.fn, self.at_end = every, fn, at_end
 
+    def due(self, trainer: "Trainer") -> bool:
+        return trainer.step % self.every == 0 or (self.at_end and trainer.step == trainer.config.steps)
+
     def __call__(self, trainer: "Trainer") -> None:
-        if trainer.step % self.every == 0 or (self.at_end and trainer.step == trainer.config.steps):
+        if self.due(trainer):
             self.fn(trainer)
 
 
-class Checkpoints:
-    """Call ``save(trainer)`` every ``every`` steps, at the last step, and whenever ``minutes`` of wall-clock time
-    have passed since the last save (0: no wall-clock saves), so that an interrupted run (a Colab disconnect) loses
-    at most that much work.  Use as a trainer callback."""
+class Checkpoints(Periodic):
+    """A :class:`Periodic` ``save(trainer)`` (every ``every`` steps and at the last step) that also saves whenever
+    ``minutes`` of wall-clock time have passed since the last save (0: no wall-clock saves), so that an interrupted
+    run (a Colab disconnect) loses at most that much work."""
 
     def __init__(self, save: Callable[["Trainer"], Any], *, every: int, minutes: float = 0.0) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        super().__init__(every, save)
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes < float("inf"):
             raise ValueError(f"minutes must be a number >= 0 (0: no wall-clock saves), got {minutes!r}")
-        self.save, self.every, self.minutes = save, every, float(minutes)
+        self.minutes = float(minutes)
         self.last = time.monotonic()
 
     def __call__(self, trainer: "Trainer") -> None:
-        due = trainer.step % self.every == 0 or trainer.step == trainer.config.steps
-        if due or (self.minutes and time.monotonic() - self.last >= 60 * self.minutes):
-            self.save(trainer)
+        if self.due(trainer) or (self.minutes and time.monotonic() - self.last >= 60 * self.minutes):
+            self.fn(trainer)
             self.last = time.monotonic()
 
 
@@ -391,9 +392,9 @@ def precision_reason(precision: str | None, device: torch.device) -> str:
     return f"{chosen} (auto: {name}, {why})"
 
 
-def sampling_autocast(device: torch.device, precision: str | None = "auto"):
-    """The autocast context for sampling on ``device``: bf16 or fp16 on CUDA as :func:`resolve_precision` picks
-    (fp16 needs no scaler without gradients), none (fp32) on the CPU."""
+def precision_autocast(device: torch.device, precision: str | None = "auto"):
+    """The autocast context of ``precision`` on ``device`` (:func:`resolve_precision`): bf16 or fp16, or none (fp32).
+    Training and sampling both use it; sampling in fp16 needs no scaler, having no gradients."""
     chosen = resolve_precision(precision, device)
     return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES.get(chosen, torch.float32),
                           enabled=chosen in AUTOCAST_DTYPES)
@@ -545,8 +546,7 @@ class Trainer:
             t, noise = t[self._rank_slice], noise[self._rank_slice]
         if self.channels_last and noise.ndim == 4:
             noise = noise.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
-                            enabled=self.amp):
+        with precision_autocast(self.device, self.precision):
             losses = self.diffusion.training_losses(self.forward_model, x0, t, noise=noise,
                                                     model_kwargs=model_kwargs)
         loss = losses["loss"].float().mean()

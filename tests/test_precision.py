@@ -8,7 +8,7 @@ from ddpm_core import GaussianDiffusion, images, io, training
 from ddpm_core.data import toy_distribution
 from ddpm_core.models import ToyMLP
 from ddpm_core.training import (MAX_SKIPPED_IN_A_ROW, NonFiniteLossError, SampledData, Trainer, TrainConfig,
-                                resolve_precision, sampling_autocast)
+                                resolve_precision, precision_autocast)
 
 from test_images import tiny_config_file
 
@@ -33,7 +33,7 @@ def test_auto_precision_follows_the_device(monkeypatch):
     with pytest.raises(ValueError, match="unknown precision 'half'; accepted: auto, bf16, fp16, fp32"):
         resolve_precision("half", cpu)
     assert not torch.is_autocast_enabled("cpu")
-    with sampling_autocast(cpu):
+    with precision_autocast(cpu):
         assert not torch.is_autocast_enabled("cpu")                                # fp32 on the CPU
 
 
