@@ -66,10 +66,10 @@ _SCHEDULES = {"linear": "linear", "scaled_linear": "quad", "squaredcos_cap_v2": 
 # UNet2DModel fields and the only values ddpm_core's UNet can express (None: the field may be absent or null).
 _FIXED_UNET = {
     "act_fn": ("silu",), "time_embedding_type": ("positional",), "flip_sin_to_cos": (False,), "freq_shift": (1,),
-    "center_input_sample": (False,), "norm_num_groups": (32,), "norm_eps": (1e-6,), "mid_block_scale_factor": (1,),
+    "center_input_sample": (False,), "norm_eps": (1e-6,), "mid_block_scale_factor": (1,),
     "resnet_time_scale_shift": ("default",), "add_attention": (True,), "class_embed_type": (None,),
     "downsample_type": ("conv",), "upsample_type": ("conv",), "mid_block_type": ("UNetMidBlock2D",),
-    "attn_norm_num_groups": (None, 32), "time_embedding_dim": (None,),
+    "time_embedding_dim": (None,),
 }
 _UNET_DEFAULTS = {"time_embedding_type": "positional", "center_input_sample": False, "mid_block_scale_factor": 1,
                   "resnet_time_scale_shift": "default", "add_attention": True, "class_embed_type": None,
@@ -80,6 +80,7 @@ _KNOWN_UNET = set(_FIXED_UNET) | {
     "_class_name", "_diffusers_version", "_name_or_path", "_use_default_values", "sample_size", "in_channels",
     "out_channels", "down_block_types", "up_block_types", "block_out_channels", "layers_per_block",
     "downsample_padding", "dropout", "attention_head_dim", "num_class_embeds", "num_train_timesteps",
+    "norm_num_groups", "attn_norm_num_groups",
 }
 
 
@@ -138,6 +139,12 @@ def unet_config_from_diffusers(cfg: dict[str, Any], where: str = "config.json") 
     padding = cfg.get("downsample_padding", 1)
     if padding not in (0, 1):
         raise _refuse(where, "downsample_padding", padding, "0 (the paper's 'same') or 1 ('symmetric')")
+    groups = cfg.get("norm_num_groups", _UNET_DEFAULTS["norm_num_groups"])
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or any(c % groups for c in channels):
+        raise _refuse(where, "norm_num_groups", groups, f"a positive integer dividing block_out_channels {channels}")
+    if cfg.get("attn_norm_num_groups") not in (None, groups):
+        raise _refuse(where, "attn_norm_num_groups", cfg["attn_norm_num_groups"],
+                      f"null or norm_num_groups ({groups}): ddpm_core's attention uses the UNet's GroupNorm")
     num_class_embeds = cfg.get("num_class_embeds")
     if num_class_embeds is not None and num_class_embeds < 2:
         raise _refuse(where, "num_class_embeds", num_class_embeds, "null or >= 2 (the classes and a null label)")
@@ -146,6 +153,7 @@ def unet_config_from_diffusers(cfg: dict[str, Any], where: str = "config.json") 
                           ch=ch, ch_mult=tuple(c // ch for c in channels), num_res_blocks=int(cfg["layers_per_block"]),
                           attn_resolutions=tuple(attn_res), dropout=float(cfg.get("dropout", 0.0)),
                           resolution=int(resolution), downsample_padding="same" if padding == 0 else "symmetric",
+                          norm_groups=groups,
                           num_classes=None if num_class_embeds is None else int(num_class_embeds) - 1)
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
@@ -153,6 +161,10 @@ def unet_config_from_diffusers(cfg: dict[str, Any], where: str = "config.json") 
 
 def unet_config_to_diffusers(config: UNetConfig) -> dict[str, Any]:
     """The ``UNet2DModel`` config dict of a :class:`UNetConfig` (the inverse of :func:`unet_config_from_diffusers`)."""
+    if config.ch % config.norm_groups:
+        raise ValueError(f"diffusers' GroupNorm needs norm_num_groups to divide every layer's channels, but ch = "
+                         f"{config.ch} is narrower than norm_groups = {config.norm_groups} (ddpm_core then normalises "
+                         f"each channel alone, which UNet2DModel cannot express): use a norm_groups that divides ch")
     levels = range(len(config.ch_mult))
     attn = [config.resolution // 2**level in config.attn_resolutions for level in levels]
     return {
@@ -163,7 +175,8 @@ def unet_config_to_diffusers(config: UNetConfig) -> dict[str, Any]:
         "up_block_types": ["AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)],
         "block_out_channels": [config.ch * m for m in config.ch_mult], "layers_per_block": config.num_res_blocks,
         "mid_block_scale_factor": 1, "downsample_padding": 0 if config.downsample_padding == "same" else 1,
-        "dropout": config.dropout, "act_fn": "silu", "attention_head_dim": None, "norm_num_groups": 32,
+        "dropout": config.dropout, "act_fn": "silu", "attention_head_dim": None,
+        "norm_num_groups": config.norm_groups,
         "norm_eps": 1e-6, "resnet_time_scale_shift": "default", "add_attention": True, "class_embed_type": None,
         "num_class_embeds": None if config.num_classes is None else config.num_classes + 1,
     }

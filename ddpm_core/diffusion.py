@@ -1,7 +1,7 @@
 r"""The paper's equations: forward process, posterior, reverse process, losses and likelihood.
 
 Notation (Ho et al. 2020; the README has the full table).  Code indexes time from 0,
-so code ``t`` is the paper's :math:`t + 1`; ``T = num_timesteps``.
+so code ``t`` = paper :math:`t - 1` (code ``t = 0`` is the paper's :math:`t = 1`); ``T = num_timesteps``.
 
 * forward step          :math:`q(x_t \mid x_{t-1}) = \mathcal N(\sqrt{1-\beta_t}\,x_{t-1}, \beta_t I)`
 * marginal (eq. 4)      :math:`q(x_t \mid x_0) = \mathcal N(\sqrt{\bar\alpha_t}\,x_0, (1-\bar\alpha_t) I)`
@@ -159,7 +159,7 @@ class GaussianDiffusion:
                 "use loss 'hybrid' or 'kl', or a fixed variance ('fixed_small', 'fixed_large')"
             )
 
-        # float64 tables, paper notation; index t is the paper's t + 1.
+        # float64 tables, paper notation; code index t = paper t - 1 (t = 0 is the paper's t = 1).
         self.betas = betas
         self.log_betas = torch.log(betas)
         self.alphas = 1.0 - betas

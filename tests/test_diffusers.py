@@ -25,6 +25,10 @@ CIFAR10 = dict(sample_size=32, in_channels=3, out_channels=3, block_out_channels
 SIX_LEVELS = dict(sample_size=64, in_channels=3, out_channels=3, block_out_channels=(32, 32, 64, 64, 96, 96),
                   layers_per_block=1, down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
                   up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4, **PAPER)
+# the CPU budget's layout (mnist_cpu_short's UNet): ch 16 with 8 GroupNorm groups, three levels, attention at 7x7
+NARROW = dict(sample_size=28, in_channels=1, out_channels=1, block_out_channels=(16, 32, 64), layers_per_block=1,
+              norm_num_groups=8, down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+              up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), **{**PAPER, "downsample_padding": 1})
 TINY = dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=(32, 64), layers_per_block=1,
             down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"), **PAPER)
 
@@ -115,7 +119,7 @@ def test_the_published_256_config_is_our_ddpm_256():
 
 # ----------------------------------------------------------------------------- parity with UNet2DModel
 @pytest.mark.parametrize("name, config, classes", [("cifar10", CIFAR10, None), ("six levels", SIX_LEVELS, 5),
-                                                   ("tiny conditional", TINY, 3)])
+                                                   ("tiny conditional", TINY, 3), ("8 groups", NARROW, 10)])
 def test_converted_unet_matches_diffusers_in_float64(name, config, classes):
     ref = random_diffusers_unet(**config, **({"num_class_embeds": classes + 1} if classes else {}))
     ours = converted(ref)
@@ -123,8 +127,11 @@ def test_converted_unet_matches_diffusers_in_float64(name, config, classes):
     if name == "cifar10":
         assert ours.config == unet_config("ddpm_cifar10", dropout=0.0)
         assert sum(p.numel() for p in ours.parameters()) == 35_746_307
+    if name == "8 groups":
+        assert ours.config == unet_config("mnist_cpu_short", num_classes=10)
+        assert all(m.num_groups == min(8, m.num_channels) for m in ours.modules() if isinstance(m, torch.nn.GroupNorm))
     size = config["sample_size"]
-    x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, config["in_channels"], size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     y = torch.tensor([0, classes]) if classes else None  # a class and the null label
     with torch.no_grad():
         for t in (0, 500, 999):
@@ -275,6 +282,8 @@ def test_a_diffusers_saved_pipeline_loads(tmp_path):
     ({"cross_attention_dim": 64}, "unknown UNet2DModel field\\(s\\) \\['cross_attention_dim'\\]"),
     ({"_class_name": "UNet2DConditionModel"}, "_class_name = 'UNet2DConditionModel'"),
     ({"downsample_padding": 2}, "downsample_padding = 2"),
+    ({"norm_num_groups": 12}, "norm_num_groups = 12"),
+    ({"attn_norm_num_groups": 16}, "attn_norm_num_groups = 16"),
 ])
 def test_configs_ddpm_core_cannot_express_are_refused_by_field(tmp_path, change, message):
     folder = write_tiny_folder(tmp_path, **change)
@@ -343,6 +352,14 @@ def test_a_hub_id_without_network_says_what_to_do_and_a_cached_copy_needs_none(t
     (cached / ".complete").write_text("")
     model, _ = pretrained.from_diffusers("someone/tiny", cache_dir=tmp_path)
     assert model.config.resolution == 16
+
+
+def test_a_unet_narrower_than_its_groups_is_not_exported_as_something_else():
+    # ch 16 with the default 32 groups: ddpm_core normalises each channel alone, UNet2DModel cannot say that
+    with pytest.raises(ValueError, match="ch = 16 is narrower than norm_groups = 32"):
+        diffusers_format.unet_config_to_diffusers(UNetConfig(in_channels=1, ch=16, ch_mult=(1, 2), resolution=8))
+    config = UNetConfig(in_channels=1, ch=16, ch_mult=(1, 2), attn_resolutions=(4,), resolution=8, norm_groups=8)
+    assert diffusers_format.unet_config_from_diffusers(diffusers_format.unet_config_to_diffusers(config)) == config
 
 
 def test_export_refuses_a_non_empty_folder_and_other_models(tmp_path):

@@ -165,7 +165,8 @@ def test_checkpoints_callback_saves_by_step_by_time_and_at_the_end(monkeypatch):
 
 def test_mnist_cpu_short_is_a_valid_config_for_the_cpu():
     exp, tr = images.load_config("mnist_cpu_short", quick=False)
-    assert (exp.dataset, exp.unet, exp.conditional) == ("mnist28", "mnist_cpu_small", True)
+    assert (exp.dataset, exp.unet, exp.conditional) == ("mnist28", "mnist_cpu_short", True)
+    assert exp.unet_config().norm_groups == 8 and tr.steps == 3250 and tr.batch_size == 32
     assert tr.ema_warmup and tr.ema_decay == 0.999 and exp.checkpoint_minutes > 0
     assert exp.unet_config().resolution == 28 and exp.eval_feature_kind() == "classifier"
     quick_exp, quick_tr = images.load_config("mnist_cpu_short", quick=True)

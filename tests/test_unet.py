@@ -75,6 +75,8 @@ def test_a_float64_unet_runs_in_float64():
         (dict(resolution=28, ch_mult=(1, 2, 2, 2)), "not divisible by 2\\^3 = 8"),
         (dict(dropout=1.0), "dropout"),
         (dict(num_classes=0), "num_classes"),
+        (dict(norm_groups=0), "norm_groups .* must be a positive integer, got 0"),
+        (dict(ch=24, norm_groups=16), "ch must be a multiple of norm_groups \\(16"),
     ],
 )
 def test_config_errors(kwargs, match):
@@ -92,10 +94,33 @@ def test_input_errors_before_any_computation():
         model(torch.randn(1, 1, 32, 32), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match="unknown UNet configuration 'big'"):
         unet_config("big")
-    assert set(CONFIGS) == {"ddpm_cifar10", "ddpm_celeba64", "ddpm_256", "mnist_cpu", "mnist_cpu_small", "mnist_gpu"}
+    assert set(CONFIGS) == {"ddpm_cifar10", "ddpm_celeba64", "ddpm_256", "mnist_cpu", "mnist_cpu_small", "mnist_cpu_short",
+                            "mnist_gpu"}
 
 
 def test_widths_that_break_group_norm_are_refused_before_building():
     # ch = 16 passes the config check, but a skip concatenation makes a 48-channel layer: GroupNorm(32) cannot split it
     with pytest.raises(ValueError, match="48-channel layer"):
         UNet(UNetConfig(in_channels=1, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), resolution=16))
+
+
+def test_a_fractional_norm_groups_is_a_type_error():
+    with pytest.raises(TypeError, match="unet.norm_groups: expected an integer, got 8.5"):
+        UNetConfig(norm_groups=8.5)
+
+
+def test_norm_groups_splits_every_group_norm_as_asked():
+    # 8 groups let the 16-channel first level and the 48-channel skip concatenation normalise; the default refuses them
+    config = unet_config("mnist_cpu_short", num_classes=10)
+    assert config.norm_groups == 8 and UNetConfig().norm_groups == 32
+    model = UNet(config)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert {m.num_channels for m in norms} >= {16, 48, 64, 96} and all(m.num_groups == 8 for m in norms)
+    assert sum(p.numel() for p in model.parameters()) == 687_473
+    # a GroupNorm(8) is the independent formula: mean and variance over each group of 2 channels (16 / 8) and all pixels
+    norm, x = norms[0], torch.randn(3, 16, 5, 5, dtype=torch.float64)
+    g = x.reshape(3, 8, -1)
+    expected = ((g - g.mean(-1, keepdim=True)) / (g.var(-1, unbiased=False, keepdim=True) + norm.eps).sqrt())
+    torch.testing.assert_close(norm.double()(x), expected.reshape_as(x) * 1 + 0)  # weight 1, bias 0 at init
+    with pytest.raises(ValueError, match="48-channel layer.*norm_groups"):
+        UNet(unet_config("mnist_cpu_short", norm_groups=32))
