@@ -73,14 +73,21 @@ def _linear_betas(T: int = 1000, start: float = 1e-4, end: float = 0.02) -> list
     return [start + (end - start) * i / (T - 1) for i in range(T)]
 
 
+def _running_abar(betas: list[float]) -> list[float]:
+    """abar[k] = the product of the first k factors (1 - beta), plain floats: abar[0] = 1, code t's is abar[t + 1]."""
+    abar = [1.0]
+    for beta in betas:
+        abar.append(abar[-1] * (1.0 - beta))
+    return abar
+
+
+def _linear_abar() -> list[float]:
+    return _running_abar(_linear_betas())
+
+
 def _linear_half_signal() -> int:
-    """The first code t with alpha-bar_t < 1/2 for the linear schedule: a running product of plain floats."""
-    product = 1.0
-    for t, beta in enumerate(_linear_betas()):
-        product *= 1.0 - beta
-        if product < 0.5:
-            return t
-    raise AssertionError("unreachable: alpha-bar_T is about 4e-5")
+    """The first code t with alpha-bar_t < 1/2 for the linear schedule."""
+    return next(k - 1 for k, a in enumerate(_linear_abar()) if a < 0.5)
 
 
 # ============================================================================ lesson 00
@@ -178,10 +185,8 @@ def lesson01_noise_std(answer: Any, t: int = 500) -> bool | None:
     done, value = _number(name, answer)
     if done:
         return value
-    abar = [1.0]
-    for beta in _linear_betas():
-        abar.append(abar[-1] * (1.0 - beta))
-    abar_t = abar[t + 1]  # abar[k] = product of the first k factors, so code t is abar[t + 1]
+    abar = _linear_abar()
+    abar_t = abar[t + 1]
     truth = math.sqrt(1.0 - abar_t)
     if abs(value - truth) < 1e-6:
         return _say(name, True, "with x_0 = 0 only the noise term is left: std = sqrt(1 - alpha-bar_t).")
@@ -302,14 +307,6 @@ def lesson02_largest_prior(answer: Any) -> bool | None:
 
 
 # ============================================================================ lesson 03
-def _linear_abar() -> list[float]:
-    """abar[k] = product of the first k factors (1 - beta) of the linear schedule: abar[t + 1] is code t's."""
-    abar = [1.0]
-    for beta in _linear_betas():
-        abar.append(abar[-1] * (1.0 - beta))
-    return abar
-
-
 def lesson03_posterior_variance(answer: Any) -> bool | None:
     """Exercise 1: :math:`\\tilde\\beta_t` at paper t = 10 (code 9) as a float, from the betas alone."""
     name = "Exercise 1"
@@ -428,11 +425,7 @@ TOY_T, TOY_BETA_START, TOY_BETA_END = 100, 1e-3, 0.2  # the toy lessons' schedul
 def _toy_tables() -> tuple[list[float], list[float]]:
     """betas[t] and abar[t] (code t) of the toy schedule, plain Python floats."""
     betas = _linear_betas(TOY_T, TOY_BETA_START, TOY_BETA_END)
-    abar, product = [], 1.0
-    for b in betas:
-        product *= 1.0 - b
-        abar.append(product)
-    return betas, abar
+    return betas, _running_abar(betas)[1:]
 
 
 def _tensor_close(out: Any, expected: torch.Tensor, atol: float) -> bool:

@@ -5,6 +5,7 @@ hard-coded number); an unanswered exercise is 'not attempted yet'; the lessons' 
 import importlib.util
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,6 @@ def test_lesson00_budget_switch(capsys, monkeypatch):
     assert verdicts(capsys, exercises.lesson00_budget_switch, [s.exercise_1(), "off", "no"]) == [True] * 3
     assert verdicts(capsys, exercises.lesson00_budget_switch, ["1", "yes", "full", 0, None]) == \
         [False, False, False, False, None]
-    import os
     assert os.environ["DDPM_QUICK"] == "1"  # the check leaves the switch as it was
 
 
