@@ -28,6 +28,7 @@ from typing import Sequence
 import torch
 
 from . import budget, images, io, toy
+from .models.mlp import FOURIER_KINDS
 from . import data as data_module
 from .diffusion import DECODERS, LossType, ModelMeanType, ModelVarType
 from .schedules import SCHEDULES
@@ -108,7 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--depth", "--num-temporal-layers", dest="depth", type=_positive_int, default=_TOY.depth,
                    help="residual blocks")
     g.add_argument("--fourier-features", type=_nonneg_int, default=_TOY.fourier_features,
-                   help="Fourier input frequencies (0: raw coordinates)")
+                   help="Fourier input frequencies per coordinate (0: raw coordinates)")
+    g.add_argument("--fourier-kind", choices=FOURIER_KINDS, default=_TOY.fourier_kind,
+                   help="dyadic: sin/cos(2^k pi x) of each coordinate (default); gaussian: random directions "
+                        "B ~ N(0, scale^2), no preferred axis (lesson 04, 5.1)")
+    g.add_argument("--fourier-scale", type=float, default=_TOY.fourier_scale,
+                   help="standard deviation of the gaussian features' frequencies")
+    g.add_argument("--fourier-seed", type=_nonneg_int, default=_TOY.fourier_seed,
+                   help="seed of the gaussian features' random frequencies")
     g = toy.add_argument_group("training")
     length = g.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, help="optimisation steps (default 10000)")
@@ -473,7 +481,8 @@ def train_toy(args: argparse.Namespace) -> int:
         dataset=args.dataset, timesteps=args.timesteps, beta_schedule=args.beta_schedule,
         beta_start=args.beta_start, beta_end=args.beta_end, mean_type=args.model_mean_type,
         var_type=args.model_var_type, loss_type=args.loss_type, decoder=args.decoder, hidden=args.hidden, depth=args.depth,
-        fourier_features=args.fourier_features,
+        fourier_features=args.fourier_features, fourier_kind=args.fourier_kind, fourier_scale=args.fourier_scale,
+        fourier_seed=args.fourier_seed,
     )
     if args.threads:
         torch.set_num_threads(args.threads)

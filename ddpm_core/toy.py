@@ -18,6 +18,7 @@ from . import data as data_module
 from . import io, metrics, sampling, viz
 from .diffusion import DECODERS, GaussianDiffusion, LossType, ModelMeanType, ModelVarType
 from .models import ToyMLP
+from .models.mlp import check_fourier_kind
 from .schedules import SCHEDULES
 from .training import CHECKPOINT_KEYS, Periodic, SampledData, Trainer, TrainConfig
 
@@ -34,6 +35,14 @@ class ToyConfig:
     the ``kl`` and ``hybrid`` losses and for bits/dim.
     The network defaults (width 64, 3 residual blocks, 4 Fourier input frequencies) were chosen by
     ``benchmarks/toy_benchmark.py``: fast on a 2-core CPU and sharp enough for gaussian25's 25 modes.
+
+    Input features: ``fourier_kind="dyadic"`` (the default) maps each coordinate to ``sin/cos(2^k pi x)``, k < 4;
+    ``"gaussian"`` uses ``2 * fourier_features`` random frequency vectors ``B ~ N(0, fourier_scale^2)`` drawn from
+    ``fourier_seed`` (Tancik et al. 2020), with no preferred axis.  ``benchmarks/toy_features.py``
+    (``benchmarks/results/toy_features.json``, one seed) found them better at 10,000 steps, and with 64 directions
+    (``fourier_features=32``) better on gaussian8 at lesson 04's quick budget too, but worse on gaussian25 at that
+    budget, so the default stayed.  Checkpoints of dyadic models store no ``fourier_*`` keys but ``fourier_features``, as
+    before the option existed (see :func:`checkpoint_config`).
     """
 
     dataset: str = "gaussian8"
@@ -48,6 +57,9 @@ class ToyConfig:
     hidden: int = 64
     depth: int = 3
     fourier_features: int = 4
+    fourier_kind: str = "dyadic"
+    fourier_scale: float = 1.0
+    fourier_seed: int = 0
 
     def __post_init__(self) -> None:
         config_module.check_fields(self, "toy")
@@ -66,6 +78,9 @@ class ToyConfig:
                 raise ValueError(f"toy.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.fourier_features < 0:
             raise ValueError(f"toy.fourier_features must be an integer >= 0, got {self.fourier_features!r}")
+        check_fourier_kind(self.fourier_kind, self.fourier_scale, "toy.")
+        if self.fourier_seed < 0:
+            raise ValueError(f"toy.fourier_seed must be an integer >= 0, got {self.fourier_seed!r}")
         self.diffusion().check_can_sample()  # schedule, T and the mean/variance/loss combination, before any work
 
     def diffusion(self) -> GaussianDiffusion:
@@ -95,7 +110,8 @@ def build(config: ToyConfig) -> tuple[GaussianDiffusion, ToyMLP]:
     """The diffusion and a freshly initialised model for ``config`` (the global torch seed decides the init)."""
     diffusion = config.diffusion()
     model = ToyMLP(data_dim=2, out_dim=diffusion.model_output_channels(2), hidden=config.hidden, depth=config.depth,
-                   fourier_features=config.fourier_features)
+                   fourier_features=config.fourier_features, fourier_kind=config.fourier_kind,
+                   fourier_scale=config.fourier_scale, fourier_seed=config.fourier_seed)
     return diffusion, model
 
 
@@ -106,7 +122,24 @@ def make_trainer(config: ToyConfig, train_config: TrainConfig, *, device: str | 
     diffusion, model = build(config)
     dist = data_module.toy_distribution(config.dataset)
     return Trainer(model, diffusion, SampledData(dist.sample), train_config, callbacks=callbacks, device=device,
-                   extra_state={"toy": config.to_dict()})
+                   extra_state={"toy": checkpoint_config(config)})
+
+
+LEGACY_FEATURE_FIELDS = ("fourier_kind", "fourier_scale", "fourier_seed")
+
+
+def checkpoint_config(config: ToyConfig) -> dict[str, Any]:
+    """``config`` as a checkpoint stores it.
+
+    A dyadic network is stored without ``fourier_kind``, ``fourier_scale`` and ``fourier_seed`` (the last two do
+    not affect it), exactly as every checkpoint written before the Gaussian features existed: those load (and
+    resume) as dyadic, and a new dyadic checkpoint is indistinguishable from an old one.
+    """
+    values = config.to_dict()
+    if config.fourier_kind == "dyadic":
+        for name in LEGACY_FEATURE_FIELDS:
+            values.pop(name)
+    return values
 
 
 @torch.no_grad()
@@ -142,7 +175,8 @@ def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cp
     ckpt = io.load_checkpoint(path, required=("model", "ema"), what="toy-model checkpoint")
     if "toy" not in ckpt.get("extra", {}):
         raise ValueError(f"{path} is not a toy-model checkpoint (no 'toy' config inside)")
-    config = ToyConfig.from_dict(ckpt["extra"]["toy"])
+    # checkpoints saved before the Gaussian features existed have no fourier_kind: they are dyadic
+    config = ToyConfig.from_dict({"fourier_kind": "dyadic", **ckpt["extra"]["toy"]})
     diffusion, model = build(config)
     weights = ckpt["ema" if ema else "model"]
     io.check_finite(weights, f"{path}")

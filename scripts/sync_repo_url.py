@@ -34,6 +34,7 @@ LESSONS = [
     ("10_guidance", "Classifier-free guidance", "class conditioning, the null label, the guidance formula, the guidance-scale sweep measured (FID_clf, precision/recall) and what too much does", "CPU"),
     ("11_evaluation", "Measuring sample quality", "FID and KID derived and implemented, measurement floors and FID's bias with N, precision/recall and density/coverage, bits/dim on held-out digits with its terms, memorisation, the papers' CIFAR-10 protocol", "CPU / GPU"),
     ("12_paper_weights", "The paper's own weights", "the diffusers format in and out, TensorFlow's 'SAME' padding, exact parity with UNet2DModel and the schedulers, google/ddpm-cifar10-32 samples, GIFs, Fig. 6 and 8, FID on a GPU, exporting the MNIST model", "GPU / CPU"),
+    ("13_score_based_view", "The score-based view", "eps-prediction as denoising score matching, Tweedie's formula, closed-form scores against the model's, Langevin and annealed Langevin sampling, the history, guidance as a score", "CPU"),
 ]
 
 

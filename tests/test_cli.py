@@ -12,6 +12,16 @@ TINY = ["train-toy", "--timesteps", "20", "--hidden", "16", "--depth", "1", "--b
         "--samples", "300", "--no-progress", "--device", "cpu"]
 
 
+def test_train_toy_with_gaussian_features(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TINY, "--steps", "10", "--out-dir", str(out), "--fourier-kind", "gaussian", "--fourier-scale", "2",
+                 "--fourier-seed", "3"]) == 0
+    _, model, config = toy.load(out / "gaussian8.pt")
+    assert model.config()["fourier_kind"] == "gaussian"
+    assert (config.fourier_kind, config.fourier_scale, config.fourier_seed) == ("gaussian", 2.0, 3)
+    capsys.readouterr()
+
+
 def test_train_toy_writes_everything(tmp_path, capsys):
     out = tmp_path / "run"
     assert main([*TINY, "--steps", "30", "--eval-intv", "15", "--out-dir", str(out)]) == 0
@@ -47,6 +57,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
         (["--resume", "/nonexistent/x.pt"], "no checkpoint at"),
         (["--device", "cuda:99" if not torch.cuda.is_available() else "tpu"], "device"),
         (["--lr", "-1"], "lr must be a positive number"),
+        (["--fourier-kind", "radial"], "invalid choice: 'radial'"),
+        (["--fourier-kind", "gaussian", "--fourier-scale", "-1"], "fourier_scale"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
@@ -111,5 +123,7 @@ def test_cli_defaults_are_the_library_defaults():
     args = build_parser().parse_args(["train-toy"])
     cfg, train = toy.ToyConfig(), toy.default_train_config()
     assert (args.hidden, args.depth, args.fourier_features) == (cfg.hidden, cfg.depth, cfg.fourier_features)
+    assert (args.fourier_kind, args.fourier_scale, args.fourier_seed) == (cfg.fourier_kind, cfg.fourier_scale,
+                                                                          cfg.fourier_seed)
     assert (args.timesteps, args.beta_start, args.beta_end) == (cfg.timesteps, cfg.beta_start, cfg.beta_end)
     assert (args.lr, args.batch_size, args.seed, args.ema_decay) == (train.lr, train.batch_size, train.seed, train.ema_decay)

@@ -2,7 +2,6 @@
 known slips (the paper's index for the code's, a standard deviation for a variance, a missing square root, a
 hard-coded number); an unanswered exercise is 'not attempted yet'; the lessons' exercise cells hold no solution."""
 
-import importlib.util
 import json
 import math
 import os
@@ -12,32 +11,13 @@ import pytest
 import torch
 
 from ddpm_core import exercises
+from exercise_helpers import solution, verdicts
 from ddpm_core.data import load_mnist, make_toy_2d
 from ddpm_core.schedules import alphas_cumprod, get_beta_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "lessons"
-CONVERTED = ("00_setup", "01_forward_process", "02_noise_schedules", "03_posterior_and_elbo",
-             "04_toy_2d_diffusion")  # lessons whose exercises are open
-
-
-def solution(lesson):
-    spec = importlib.util.spec_from_file_location(f"solution_{lesson}", LESSONS / "solutions" / f"{lesson}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def verdicts(capsys, check, answers, *args):
-    """The check's verdict on each answer, and that its printed line agrees with it."""
-    out = []
-    for answer in answers:
-        verdict = check(answer, *args)
-        line = capsys.readouterr().out
-        assert line.count("\n") == 1, line
-        assert ("Correct!" in line) == (verdict is True) and ("Not yet:" in line) == (verdict is False), line
-        out.append(verdict)
-    return out
+LESSON_STEMS = sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.ipynb"))  # every lesson's exercises are open
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +151,7 @@ def test_lesson02_largest_prior(capsys):
 
 
 # ----------------------------------------------------------------------------- the notebooks
-@pytest.mark.parametrize("lesson", CONVERTED)
+@pytest.mark.parametrize("lesson", LESSON_STEMS)
 def test_exercise_cells_hold_no_solution_and_the_checks_say_not_attempted(lesson):
     cells = json.loads((LESSONS / f"{lesson}.ipynb").read_text())["cells"]
     code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]

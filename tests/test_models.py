@@ -30,7 +30,8 @@ def test_toy_mlp_shapes_and_zero_init():
     model = ToyMLP(data_dim=2, out_dim=4, hidden=32, depth=3)
     out = model(torch.randn(5, 2), torch.arange(5)).detach()
     assert out.shape == (5, 4) and float(out.abs().max()) == 0.0  # zero-initialised output layer
-    assert model.config() == {"data_dim": 2, "out_dim": 4, "hidden": 32, "depth": 3, "fourier_features": 4}
+    assert model.config() == {"data_dim": 2, "out_dim": 4, "hidden": 32, "depth": 3, "fourier_features": 4,
+                              "fourier_kind": "dyadic", "fourier_scale": 1.0, "fourier_seed": 0}
 
 
 def test_toy_mlp_layers_are_distinct():

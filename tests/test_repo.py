@@ -13,7 +13,8 @@ TEST_COMMAND = ".venv/bin/python -m pytest -n auto --dist loadfile --nbval lesso
 NOTEBOOKS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
 REQUIRED_LESSONS = ["00_setup", "01_forward_process", "02_noise_schedules", "03_posterior_and_elbo",
                     "04_toy_2d_diffusion", "05_objectives_and_variances", "06_unet", "07_mnist", "08_cifar10_gpu",
-                    "09_sampling_and_gifs", "10_guidance", "11_evaluation", "12_paper_weights"]
+                    "09_sampling_and_gifs", "10_guidance", "11_evaluation", "12_paper_weights",
+                    "13_score_based_view"]
 
 
 def readme_commands():
